@@ -1,0 +1,28 @@
+# S1S2 Toolkit: `make demo` and `make test` set up what is missing, then run.
+SHELL := /bin/bash
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(ROOT)/.venv
+PYTHON := $(VENV)/bin/python
+export QT_QPA_PLATFORM := offscreen
+
+.PHONY: setup test demo package clean benchmark
+
+setup: $(VENV)/.ready
+
+$(VENV)/.ready: scripts/setup.sh requirements-dev.txt
+	bash scripts/setup.sh
+
+test: setup
+	$(PYTHON) -m pytest
+
+demo: setup
+	$(PYTHON) scripts/demo.py --output demo-output
+
+package:
+	bash scripts/package.sh
+
+benchmark: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
+
+clean:
+	rm -rf .build demo-output dist

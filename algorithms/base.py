@@ -1,0 +1,169 @@
+"""The small shared base of every S1S2 Processing algorithm.
+
+It maps Processing parameters to core inputs (raster layer + band ->
+:class:`BandSource`), bridges progress and cancel to ``QgsProcessingFeedback``,
+turns core errors into ``QgsProcessingException`` and styles outputs: a ``.qml``
+sidecar next to the GeoTIFF (QGIS loads it as the default style, also after
+``qgis_process``) plus a layer post-processor when the result is loaded.
+No QgsProject or iface here: algorithms must run in the modeler and qgis_process.
+"""
+import os
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import Cancelled, S1S2Error
+from ..core.raster import BandSource
+from ..core.styles import qml_for
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
+ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "s1s2.svg")
+
+
+class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Applies a ``.qml`` style to an output layer when QGIS loads it.
+
+    QGIS does not take ownership of post-processors, so instances are kept in
+    ``_alive`` until they have run (the QuickOSM pattern).
+    """
+
+    _alive = []
+
+    def __init__(self, qml_path):
+        super().__init__()
+        self.qml_path = qml_path
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if layer is not None and layer.isValid():
+            message, ok = layer.loadNamedStyle(self.qml_path)
+            if not ok:
+                feedback.reportError(f"Could not apply the style {self.qml_path}: {message}")
+            layer.triggerRepaint()
+        if self in StylePostProcessor._alive:
+            StylePostProcessor._alive.remove(self)
+
+    @classmethod
+    def create(cls, qml_path):
+        processor = cls(qml_path)
+        cls._alive.append(processor)
+        return processor
+
+
+def qml_path_for(raster_path):
+    return os.path.splitext(raster_path)[0] + ".qml"
+
+
+class S1S2Algorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set the class constants and implement
+    ``initAlgorithm`` and ``processAlgorithm`` with the helpers below."""
+
+    ALGORITHM_NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    GROUP_ID = ""
+    HELP = ""
+
+    def name(self):
+        return self.ALGORITHM_NAME
+
+    def displayName(self):  # noqa: N802 - QGIS API
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self):
+        return self.tr(self.GROUP)
+
+    def groupId(self):  # noqa: N802
+        return self.GROUP_ID
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(self.HELP)
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def tr(self, text):
+        return QCoreApplication.translate(type(self).__name__, text)
+
+    # -- parameters -------------------------------------------------------------------
+    def add_band_input(self, layer_id, band_id, description, default_band=1, optional=False):
+        """A raster layer parameter plus a band parameter bound to it."""
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            layer_id, self.tr(description), optional=optional))
+        self.addParameter(QgsProcessingParameterBand(
+            band_id, self.tr(f"{description}: band"), defaultValue=default_band,
+            parentLayerParameterName=layer_id, optional=optional))
+
+    def add_raster_output(self, output_id, description):
+        self.addParameter(QgsProcessingParameterRasterDestination(output_id, self.tr(description)))
+
+    def band_source(self, parameters, context, layer_id, band_id=None, label=None, **options):
+        """The BandSource of a raster layer parameter, or None when an optional one is unset."""
+        layer = self.parameterAsRasterLayer(parameters, layer_id, context)
+        if layer is None:
+            if self.parameterDefinition(layer_id).flags() & \
+                    self.parameterDefinition(layer_id).FlagOptional:
+                return None
+            raise QgsProcessingException(self.tr(f"{layer_id}: no raster layer given."))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(
+                f"{layer_id}: '{layer.name()}' is a {layer.providerType()} layer; "
+                "only file-based (GDAL) rasters are supported. Save it as a GeoTIFF first."))
+        band = 1
+        if band_id is not None and parameters.get(band_id) is not None:
+            band = self.parameterAsInt(parameters, band_id, context) or 1
+        if band > layer.bandCount():
+            raise QgsProcessingException(self.tr(
+                f"{band_id}: band {band} requested but '{layer.name()}' has "
+                f"{layer.bandCount()} band(s)."))
+        return BandSource(gdal_path(layer.source()), band, label or layer_id, **options)
+
+    def output_path(self, parameters, context, output_id):
+        path = self.parameterAsOutputLayer(parameters, output_id, context)
+        if not path:
+            raise QgsProcessingException(self.tr(f"{output_id}: no output file given."))
+        return path
+
+    # -- running the core -------------------------------------------------------------
+    @staticmethod
+    def core_callbacks(feedback):
+        """Plain progress/cancel callables for the core."""
+        return {"progress": feedback.setProgress, "cancel": feedback.isCanceled}
+
+    def run_core(self, feedback, func, *args, **kwargs):
+        """Call a core function with progress/cancel bridged; core errors -> QgsProcessingException."""
+        kwargs.update(self.core_callbacks(feedback))
+        try:
+            return func(*args, **kwargs)
+        except Cancelled as exc:
+            raise QgsProcessingException(self.tr(str(exc))) from None
+        except S1S2Error as exc:
+            raise QgsProcessingException(self.tr(str(exc))) from None
+        except MemoryError:
+            raise QgsProcessingException(self.tr(
+                "Out of memory: close other programs or process a smaller extent.")) from None
+
+    def style_output(self, context, output_path, style, band=1):
+        """Write ``<output>.qml`` for ``style`` and apply it when the layer is loaded."""
+        qml_path = qml_path_for(output_path)
+        with open(qml_path, "w", encoding="utf-8") as handle:
+            handle.write(qml_for(style, band))
+        if context.willLoadLayerOnCompletion(output_path):
+            details = context.layerToLoadOnCompletionDetails(output_path)
+            details.setPostProcessor(StylePostProcessor.create(qml_path))
+        return qml_path
+
+
+def gdal_path(layer_source):
+    """The GDAL dataset name of a QGIS gdal-provider layer source (options after '|' dropped)."""
+    return layer_source.split("|")[0]

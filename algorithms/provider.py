@@ -1,0 +1,36 @@
+"""The S1S2 Toolkit Processing provider (id ``s1s2``)."""
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICON_PATH
+from .dbconvert import DbConvert
+
+# One line per algorithm; keep alphabetical.
+ALGORITHM_CLASSES = [
+    DbConvert,
+]
+
+
+class S1S2Provider(QgsProcessingProvider):
+    def id(self):
+        return "s1s2"
+
+    def name(self):
+        return "S1S2 Toolkit"
+
+    def longName(self):  # noqa: N802 - QGIS API
+        return "S1S2 Toolkit: Sentinel-1 and Sentinel-2 processing"
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def loadAlgorithms(self):  # noqa: N802
+        for cls in ALGORITHM_CLASSES:
+            self.addAlgorithm(cls())
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        # The core writes tiled, compressed GeoTIFF only.
+        return ["tif"]
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"

@@ -1,0 +1,278 @@
+"""Block-streaming raster processing with an overlap halo.
+
+A pure function of numpy arrays is applied to aligned inputs block by block:
+
+* every block is read with ``halo`` extra pixels on each side (NaN beyond the
+  raster edge, so a block at the border looks exactly like the same region of
+  a NaN-padded whole array), the function sees the padded arrays, and the halo
+  is trimmed before writing; results are therefore independent of block size;
+* the block size comes from a memory budget, never from the raster size, so a
+  25 000 x 17 000 scene runs in bounded memory;
+* blocks are computed by a small thread pool (numpy/scipy release the GIL) and
+  written in order, so results equal a single-threaded run;
+* progress (0..100) and cancel are plain callables checked between blocks;
+  outputs are written to temporary files and renamed only on success.
+
+Inputs arrive as float32 (or float64) arrays with NoData as NaN.
+"""
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from .errors import Cancelled, S1S2Error
+from .raster import BandSource, Grid, common_grid, nodata_values, open_band
+from .writer import AtomicGeoTiff, OutputRaster, check_output_path
+
+gdal.UseExceptions()
+
+DEFAULT_MEMORY_MB = 256
+DEFAULT_THREADS = 2
+_ALIGN = 256  # output tile size; blocks are multiples of it where possible
+
+Progress = Optional[Callable[[float], None]]
+Cancel = Optional[Callable[[], bool]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The core region of a block (pixel offsets in the full raster) and its halo."""
+
+    xoff: int
+    yoff: int
+    xsize: int
+    ysize: int
+    halo: int = 0
+
+    @property
+    def core(self) -> Tuple[slice, slice]:
+        """Slices that cut the core region out of the padded block."""
+        h = self.halo
+        return slice(h, h + self.ysize), slice(h, h + self.xsize)
+
+
+def sub_progress(progress: Progress, start: float, end: float) -> Progress:
+    """Map a 0..100 progress callback into [start, end] of ``progress``."""
+    if progress is None:
+        return None
+    return lambda p: progress(start + (end - start) * p / 100.0)
+
+
+def block_windows(width: int, height: int, block_pixels: int, halo: int = 0) -> List[Window]:
+    """Cover a width x height raster with blocks of about ``block_pixels`` padded pixels.
+
+    Full-width strips when a strip of at least 64 rows fits (sequential reads of
+    striped or tiled files), otherwise square tiles; sizes are rounded to the
+    256 px output tiling when larger than it.
+    """
+    block_pixels = max(block_pixels, 16 * 16)
+    pad_w = width + 2 * halo
+    if pad_w * (64 + 2 * halo) <= block_pixels:
+        bw = width
+        bh = block_pixels // pad_w - 2 * halo
+    else:
+        side = int(math.sqrt(block_pixels)) - 2 * halo
+        bw = bh = max(side, 16)
+    if bh > _ALIGN:
+        bh -= bh % _ALIGN
+    if bw < width and bw > _ALIGN:
+        bw -= bw % _ALIGN
+    bw, bh = max(1, min(bw, width)), max(1, min(bh, height))
+    return [Window(x, y, min(bw, width - x), min(bh, height - y), halo)
+            for y in range(0, height, bh) for x in range(0, width, bw)]
+
+
+class BlockReader:
+    """Reads padded blocks of aligned BandSources as float arrays, NoData -> NaN."""
+
+    def __init__(self, sources: Sequence[BandSource], dtype="float32"):
+        self.sources = list(sources)
+        self.dtype = np.dtype(dtype)
+        self._gdal_type = gdal.GDT_Float64 if self.dtype == np.float64 else gdal.GDT_Float32
+        self._bands = []
+        for source in self.sources:
+            dataset, band = open_band(source)
+            flags = band.GetMaskFlags()
+            use_mask = not (flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA))
+            self._bands.append((dataset, band, nodata_values(source, band), use_mask))
+        first = self._bands[0][0] if self._bands else None
+        self.width = first.RasterXSize if first else 0
+        self.height = first.RasterYSize if first else 0
+
+    def read(self, window: Window) -> List[np.ndarray]:
+        return [self._read_one(i, window) for i in range(len(self._bands))]
+
+    def _read_one(self, index: int, window: Window) -> np.ndarray:
+        dataset, band, nodata, use_mask = self._bands[index]
+        h = window.halo
+        x0, y0 = window.xoff - h, window.yoff - h
+        x1, y1 = window.xoff + window.xsize + h, window.yoff + window.ysize + h
+        cx0, cy0 = max(x0, 0), max(y0, 0)
+        cx1, cy1 = min(x1, dataset.RasterXSize), min(y1, dataset.RasterYSize)
+        data = band.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, buf_type=self._gdal_type)
+        if data is None:
+            raise S1S2Error(f"{self.sources[index].name}: reading pixels failed.")
+        data = data.astype(self.dtype, copy=False)
+        for value in nodata:
+            data[data == self.dtype.type(value)] = np.nan
+        if use_mask:
+            mask = band.GetMaskBand().ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0)
+            data[mask == 0] = np.nan
+        if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1):
+            return data
+        padded = np.full((y1 - y0, x1 - x0), np.nan, dtype=self.dtype)
+        padded[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = data
+        return padded
+
+
+def _trim(result: np.ndarray, window: Window) -> np.ndarray:
+    """Cut the core region out of a padded result (2-D or bands-first 3-D)."""
+    padded_shape = (window.ysize + 2 * window.halo, window.xsize + 2 * window.halo)
+    if result.shape[-2:] == (window.ysize, window.xsize):
+        return result
+    if result.shape[-2:] != padded_shape:
+        raise S1S2Error(f"Internal error: block result has shape {result.shape[-2:]}, "
+                        f"expected {padded_shape} or {(window.ysize, window.xsize)}.")
+    rows, cols = window.core
+    return result[..., rows, cols]
+
+
+def _as_tuple(result, n_outputs: int) -> tuple:
+    if isinstance(result, np.ndarray):
+        result = (result,)
+    result = tuple(result)
+    if len(result) != n_outputs:
+        raise S1S2Error(f"Internal error: {len(result)} block results for {n_outputs} outputs.")
+    return result
+
+
+def _budget_pixels(n_inputs: int, out_bands: int, itemsize: int, memory_mb: float,
+                   scratch: float, threads: int) -> int:
+    """Padded pixels per block so that all blocks in flight fit ``memory_mb``."""
+    per_pixel = (n_inputs + out_bands) * itemsize * (1.0 + scratch)
+    in_flight = threads + 1
+    return int(memory_mb * 2 ** 20 / (per_pixel * in_flight))
+
+
+def _map_blocks(reader: BlockReader, windows: Sequence[Window], call: Callable,
+                consume: Callable, threads: int, progress: Progress, cancel: Cancel) -> None:
+    """Read in order, compute ``call(arrays, window)`` in a pool, ``consume`` in order."""
+    total = len(windows)
+
+    def check_cancel():
+        if cancel is not None and cancel():
+            raise Cancelled()
+
+    if progress:
+        progress(0.0)
+    if threads <= 1:
+        for i, window in enumerate(windows):
+            check_cancel()
+            consume(window, call(reader.read(window), window))
+            if progress:
+                progress(100.0 * (i + 1) / total)
+        return
+    done = 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = deque()
+        try:
+            for window in windows:
+                check_cancel()
+                pending.append((window, pool.submit(call, reader.read(window), window)))
+                while len(pending) > threads:
+                    win, future = pending.popleft()
+                    consume(win, future.result())
+                    done += 1
+                    if progress:
+                        progress(100.0 * done / total)
+            while pending:
+                check_cancel()
+                win, future = pending.popleft()
+                consume(win, future.result())
+                done += 1
+                if progress:
+                    progress(100.0 * done / total)
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[OutputRaster],
+           halo: int = 0, dtype: str = "float32", memory_mb: float = DEFAULT_MEMORY_MB,
+           scratch: float = 4.0, threads: int = DEFAULT_THREADS, progress: Progress = None,
+           cancel: Cancel = None, pass_window: bool = False, block_pixels: Optional[int] = None,
+           grid: Optional[Grid] = None) -> List[str]:
+    """Apply ``func`` block by block to aligned ``sources`` and write ``outputs``.
+
+    ``func(*arrays)`` (plus ``window=Window`` when ``pass_window``) receives one
+    padded float array per source (NaN = NoData) and returns one array per
+    output, 2-D or bands-first 3-D, either padded or already trimmed.
+    ``scratch`` is the function's temporary memory per input/output pixel, in
+    units of one array; it sizes the blocks together with ``memory_mb``.
+    ``block_pixels`` forces a block size (tests). Returns the written paths.
+    """
+    if grid is None:
+        grid = common_grid(sources)
+    for spec in outputs:
+        check_output_path(spec.path, [s.path for s in sources])
+    reader = BlockReader(sources, dtype)
+    if sources and (reader.width, reader.height) != (grid.width, grid.height):
+        raise S1S2Error("Internal error: the inputs are not on the output grid.")
+    out_bands = sum(len(spec.bands) for spec in outputs)
+    if block_pixels is None:
+        block_pixels = _budget_pixels(len(sources), out_bands, reader.dtype.itemsize,
+                                      memory_mb, scratch, threads)
+    windows = block_windows(grid.width, grid.height, block_pixels, halo)
+
+    def call(arrays, window):
+        result = func(*arrays, window=window) if pass_window else func(*arrays)
+        blocks = []
+        for spec, block in zip(outputs, _as_tuple(result, len(outputs))):
+            block = _trim(np.asarray(block), window)
+            if spec.dtype.startswith("float") and not math.isnan(spec.nodata):
+                block = np.where(np.isnan(block), spec.nodata, block)
+            blocks.append(block.astype(spec.numpy_dtype, copy=False))
+        return blocks
+
+    writers = []
+    try:
+        for spec in outputs:
+            writers.append(AtomicGeoTiff(spec, grid))
+
+        def consume(window, blocks):
+            for writer, block in zip(writers, blocks):
+                writer.write(block, window.xoff, window.yoff)
+
+        _map_blocks(reader, windows, call, consume, threads, progress, cancel)
+        if cancel is not None and cancel():
+            raise Cancelled()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    return [writer.commit() for writer in writers]
+
+
+def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: str = "float32",
+         memory_mb: float = DEFAULT_MEMORY_MB, scratch: float = 4.0,
+         threads: int = DEFAULT_THREADS, progress: Progress = None, cancel: Cancel = None,
+         block_pixels: Optional[int] = None) -> list:
+    """Apply ``func(*arrays, window=Window)`` block by block and return its results in order.
+
+    The reduction counterpart of :func:`stream` (statistics, model fits): the
+    caller combines the per-block results, which should be small.
+    """
+    grid = common_grid(sources)
+    reader = BlockReader(sources, dtype)
+    if block_pixels is None:
+        block_pixels = _budget_pixels(len(sources), 0, reader.dtype.itemsize, memory_mb,
+                                      scratch, threads)
+    windows = block_windows(grid.width, grid.height, block_pixels, halo)
+    results = []
+    _map_blocks(reader, windows, lambda arrays, w: func(*arrays, window=w),
+                lambda w, r: results.append(r), threads, progress, cancel)
+    return results
