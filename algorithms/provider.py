@@ -2,12 +2,24 @@
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .anglemask import AngleMask
 from .base import ICON_PATH
+from .calibrate import Calibrate
 from .dbconvert import DbConvert
+from .ndvi import Ndvi
+from .rvi4s1 import Rvi4s1
+from .stackstatistics import StackStatistics
+from .vvvhratio import VvVhRatio
 
 # One line per algorithm; keep alphabetical.
 ALGORITHM_CLASSES = [
+    AngleMask,
+    Calibrate,
     DbConvert,
+    Ndvi,
+    Rvi4s1,
+    StackStatistics,
+    VvVhRatio,
 ]
 
 

@@ -40,6 +40,10 @@ class OutputRaster:
     nodata: Optional[float] = None
     metadata: Dict[str, str] = field(default_factory=dict)
     units: str = ""
+    # Georeferencing by ground control points instead of the grid's geotransform
+    # (S1 GRD in radar geometry): gdal.GCP list and the WKT of their CRS.
+    gcps: Sequence = ()
+    gcp_wkt: str = ""
 
     def __post_init__(self):
         if self.dtype not in _GDAL_TYPES:
@@ -95,9 +99,12 @@ class AtomicGeoTiff:
                                          _GDAL_TYPES[spec.dtype], creation_options(spec.dtype))
         except RuntimeError as exc:
             raise S1S2Error(f"Cannot create the output '{spec.path}' ({exc}).") from None
-        self.dataset.SetGeoTransform(grid.geotransform)
-        if grid.crs_wkt:
-            self.dataset.SetProjection(grid.crs_wkt)
+        if spec.gcps:
+            self.dataset.SetGCPs(list(spec.gcps), spec.gcp_wkt)
+        else:
+            self.dataset.SetGeoTransform(grid.geotransform)
+            if grid.crs_wkt:
+                self.dataset.SetProjection(grid.crs_wkt)
         metadata = dict(spec.metadata)
         if spec.units:
             metadata.setdefault("units", spec.units)
