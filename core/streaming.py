@@ -32,6 +32,10 @@ gdal.UseExceptions()
 
 DEFAULT_MEMORY_MB = 256
 DEFAULT_THREADS = 2
+# GDAL's block cache defaults to 5 % of RAM (1.2 GB here) and fills with every
+# tile read or written; streaming needs only a strip of tiles, so the cache is
+# capped (never raised) for the duration of a run.
+GDAL_CACHE_MB = 96
 _ALIGN = 256  # output tile size; blocks are multiples of it where possible
 
 Progress = Optional[Callable[[float], None]]
@@ -158,9 +162,26 @@ def _budget_pixels(n_inputs: int, out_bands: int, itemsize: int, memory_mb: floa
     return int(memory_mb * 2 ** 20 / (per_pixel * in_flight))
 
 
+class _CappedGdalCache:
+    """Context manager lowering GDAL's global block cache to GDAL_CACHE_MB."""
+
+    def __enter__(self):
+        self.previous = gdal.GetCacheMax()
+        gdal.SetCacheMax(min(self.previous, GDAL_CACHE_MB * 2 ** 20))
+
+    def __exit__(self, *exc):
+        gdal.SetCacheMax(self.previous)
+        return False
+
+
 def _map_blocks(reader: BlockReader, windows: Sequence[Window], call: Callable,
                 consume: Callable, threads: int, progress: Progress, cancel: Cancel) -> None:
     """Read in order, compute ``call(arrays, window)`` in a pool, ``consume`` in order."""
+    with _CappedGdalCache():
+        _map_blocks_uncapped(reader, windows, call, consume, threads, progress, cancel)
+
+
+def _map_blocks_uncapped(reader, windows, call, consume, threads, progress, cancel):
     total = len(windows)
 
     def check_cancel():
