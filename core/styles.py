@@ -56,6 +56,14 @@ DB_RAMP = _ramp("backscatter_db", [-25.0, 0.0], ["#000000", "#ffffff"],
 LINEAR_RAMP = _ramp("backscatter_linear", [0.0, 0.3], ["#000000", "#ffffff"])
 RATIO_DB_RAMP = _ramp("vvvh_db", [0.0, 5.0, 10.0, 15.0],
                       ["#313695", "#abd9e9", "#fee090", "#a50026"])
+# The same colours for the linear VV/VH ratio (1 .. 31.6 = 0 .. 15 dB) and for the Earth
+# Engine recipe's ratio of dB values (VV_dB / VH_dB, typically 0.3 .. 1).
+RATIO_LINEAR_RAMP = _ramp("vvvh_linear", [1.0, 3.1623, 10.0, 31.623],
+                          ["#313695", "#abd9e9", "#fee090", "#a50026"], ["1", "3.16", "10", "31.6"])
+RATIO_OF_DB_RAMP = _ramp("vvvh_ratio_of_db", [0.25, 0.5, 0.75, 1.0],
+                         ["#313695", "#abd9e9", "#fee090", "#a50026"])
+# Valid-date counts of stack statistics (0 .. number of dates, set per run).
+COUNT_COLOURS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 FUSION_SOURCE_PALETTE = Palette("fusion_source", (
     (1, "#1a9850", "Sentinel-2 (clear)"), (2, "#f46d43", "Sentinel-1 (filled under cloud)")))

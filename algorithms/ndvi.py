@@ -1,0 +1,108 @@
+"""s1s2:ndvi - NDVI from Sentinel-2 B04/B08 with an optional SCL cloud mask."""
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import S1S2Error
+from ..core.indices import DEFAULT_QUANTIFICATION, ndvi_file
+from ..core.scl import DEFAULT_CLOUD_CLASSES, parse_classes
+from ..core.styles import NDVI_RAMP
+from .base import S1S2Algorithm
+
+
+def optional_number(parameters, name):
+    """The raw value of an optional number parameter, or None when it is unset."""
+    value = parameters.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if hasattr(value, "isNull") and value.isNull():  # a NULL QVariant
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise QgsProcessingException(f"{name}: {value!r} is not a number.") from None
+
+
+class Ndvi(S1S2Algorithm):
+    RED = "RED"
+    RED_BAND = "RED_BAND"
+    NIR = "NIR"
+    NIR_BAND = "NIR_BAND"
+    SCL = "SCL"
+    SCL_BAND = "SCL_BAND"
+    CLOUD_CLASSES = "CLOUD_CLASSES"
+    CLOUD_BUFFER = "CLOUD_BUFFER"
+    BOA_ADD_OFFSET = "BOA_ADD_OFFSET"
+    QUANTIFICATION_VALUE = "QUANTIFICATION_VALUE"
+    OUTPUT = "OUTPUT"
+
+    ALGORITHM_NAME = "ndvi"
+    DISPLAY_NAME = "NDVI (Sentinel-2, SCL cloud mask)"
+    GROUP = "Sentinel-2"
+    GROUP_ID = "sentinel2"
+    HELP = (
+        "Normalised Difference Vegetation Index of Sentinel-2 L2A (or L1C) bands:\n"
+        "NDVI = (NIR - RED) / (NIR + RED), NIR = B08, RED = B04, on reflectance = "
+        "(DN + BOA_ADD_OFFSET) / QUANTIFICATION_VALUE.\n\n"
+        "Inputs: single-band files (B04.tif / B08.tif, JP2 of a SAFE product; band 1) or a "
+        "multiband stack (choose band 4 for RED and band 8 for NIR). Arithmetic is done in "
+        "float32, never in uint16. DN 0 (S2 NoData) and NoData give NoData; NIR + RED = 0 "
+        "gives NoData.\n\n"
+        "BOA_ADD_OFFSET: leave it empty to read it from the product metadata (MTD_MSIL2A.xml: "
+        "BOA_ADD_OFFSET; MTD_MSIL1C.xml: RADIO_ADD_OFFSET) when the inputs lie inside a .SAFE "
+        "product, else 0. Products of processing baseline 04.00 and later (from 2022-01-25) "
+        "use -1000, earlier ones 0. The offset changes NDVI; QUANTIFICATION_VALUE (10000) "
+        "cancels out of the ratio and is kept for the record.\n\n"
+        "SCL (optional): the L2A Scene Classification band, at 20 m or 10 m; it is resampled "
+        "with nearest neighbour onto the band grid. Pixels whose class is in CLOUD_CLASSES "
+        "(default 3,8,9,10: cloud shadow, cloud medium and high probability, thin cirrus; the "
+        "Sentinel Hub recipe uses 7,8,9,10, the openEO one 8,9; ranges such as 8-10 are "
+        "accepted) become NoData, plus every pixel whose centre lies within CLOUD_BUFFER metres "
+        "of a masked pixel's centre (rounded to whole 10 m pixels). SCL NoData is not "
+        "treated as cloud.\n\n"
+        "Sources: the Sentinel Hub NDVI / data-fusion custom script (formula and the 11-stop "
+        "colour ramp of the output style) and the openEO NDVI notebook (SCL cloud mask); "
+        "ESA Sentinel-2 L2A product specification (offsets). Output: float32 GeoTIFF, NoData "
+        "NaN.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
+        self.add_band_input(self.RED, self.RED_BAND, "Red band (B04)")
+        self.add_band_input(self.NIR, self.NIR_BAND, "Near-infrared band (B08)")
+        self.add_band_input(self.SCL, self.SCL_BAND, "Scene classification (SCL)", optional=True)
+        self.addParameter(QgsProcessingParameterString(
+            self.CLOUD_CLASSES, self.tr("SCL classes masked as cloud"),
+            defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BOA_ADD_OFFSET, self.tr("BOA_ADD_OFFSET (empty: read from the product, else 0)"),
+            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.QUANTIFICATION_VALUE, self.tr("QUANTIFICATION_VALUE"),
+            QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_QUANTIFICATION,
+            minValue=1e-9))
+        self.add_raster_output(self.OUTPUT, "NDVI")
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        red = self.band_source(parameters, context, self.RED, self.RED_BAND)
+        nir = self.band_source(parameters, context, self.NIR, self.NIR_BAND)
+        scl = self.band_source(parameters, context, self.SCL, self.SCL_BAND)
+        try:
+            classes = parse_classes(self.parameterAsString(parameters, self.CLOUD_CLASSES,
+                                                           context))
+        except S1S2Error as exc:
+            raise QgsProcessingException(str(exc)) from None
+        buffer_m = self.parameterAsDouble(parameters, self.CLOUD_BUFFER, context)
+        offset = optional_number(parameters, self.BOA_ADD_OFFSET)
+        quantification = self.parameterAsDouble(parameters, self.QUANTIFICATION_VALUE, context)
+        output = self.output_path(parameters, context, self.OUTPUT)
+        if scl is None and buffer_m > 0:
+            feedback.pushInfo("CLOUD_BUFFER is ignored: no SCL given.")
+        self.run_core(feedback, ndvi_file, red, nir, output, scl=scl, cloud_classes=classes,
+                      cloud_buffer_m=buffer_m, boa_add_offset=offset,
+                      quantification=quantification)
+        self.style_output(context, output, NDVI_RAMP)
+        return {self.OUTPUT: output}

@@ -1,0 +1,335 @@
+"""Optical and radar indices: NDVI, RVI4S1, VV/VH ratios, incidence-angle mask.
+
+Pure numpy functions (arrays in, float32 arrays out, NaN = NoData) plus
+file-to-file functions that drive them through :func:`core.streaming.stream`.
+
+Units and conventions (SPEC, Conventions):
+
+* S2 DN -> reflectance: ``(DN + BOA_ADD_OFFSET) / QUANTIFICATION_VALUE``; DN 0 is
+  NoData. Arithmetic is never done in the input integer type.
+* S1 backscatter is linear power unless ``input_units="db"``.
+* Division by zero -> NaN; NaN in -> NaN out.
+* Incidence angles are in degrees.
+"""
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import scl as scl_mask
+from .errors import S1S2Error
+from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
+from .safe_metadata import boa_add_offset_for
+from .streaming import stream
+from .units import from_db
+from .writer import OutputRaster
+
+LINEAR = "linear"
+DB = "db"
+INPUT_UNITS = (LINEAR, DB)
+
+RATIO_LINEAR = "linear"          # VV / VH
+RATIO_DB = "db"                  # 10*log10(VV/VH) = VV_dB - VH_dB
+RATIO_OF_DB = "ratio_of_db"      # Earth Engine "VVdVH": VV_dB / VH_dB, kept in (-5, 5)
+RATIO_MODES = (RATIO_LINEAR, RATIO_DB, RATIO_OF_DB)
+RATIO_OF_DB_LIMITS = (-5.0, 5.0)
+
+DEFAULT_MIN_ANGLE = 30.64
+DEFAULT_MAX_ANGLE = 45.54
+DEFAULT_QUANTIFICATION = 10000.0
+
+
+def _float32(a) -> np.ndarray:
+    """``a`` as a float32 array (a copy, so in-place work never touches the caller's data)."""
+    return np.array(a, dtype=np.float32, copy=True)
+
+
+def _check_quantification(quantification: float) -> None:
+    if not quantification or not math.isfinite(quantification) or quantification <= 0:
+        raise S1S2Error(f"QUANTIFICATION_VALUE must be a positive number, got {quantification!r}.")
+
+
+# -- optical ------------------------------------------------------------------------------
+def reflectance(dn, boa_add_offset: float = 0.0,
+                quantification: float = DEFAULT_QUANTIFICATION) -> np.ndarray:
+    """S2 reflectance (unitless, float32) from DN: ``(DN + offset) / quantification``.
+
+    DN 0 and NaN -> NaN (S2 DN 0 is NoData). Negative reflectances (possible
+    with the -1000 offset of processing baseline >= 04.00) are kept.
+    """
+    _check_quantification(quantification)
+    out = _float32(dn)
+    out[out == 0] = np.nan
+    out += np.float32(boa_add_offset)
+    out /= np.float32(quantification)
+    return out
+
+
+def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float) -> np.ndarray:
+    """NDVI from two float32 DN arrays that may be overwritten (no extra temporaries).
+
+    The quantification value cancels out of the ratio and is not applied; the
+    offset does not. DN 0 -> NaN, NIR + RED == 0 -> NaN.
+    """
+    zero = red == 0
+    zero |= nir == 0
+    if boa_add_offset:
+        off = np.float32(boa_add_offset)
+        red += off
+        nir += off
+    total = nir + red            # the one temporary
+    nir -= red                   # nir now holds the difference
+    zero |= total == 0
+    total[zero] = np.nan         # x / NaN = NaN: masks DN 0 and division by zero at once
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(nir, total, out=nir)
+    return nir
+
+
+def ndvi(red_dn, nir_dn, boa_add_offset: float = 0.0,
+         quantification: float = DEFAULT_QUANTIFICATION) -> np.ndarray:
+    """NDVI = (NIR - RED) / (NIR + RED) on reflectance (B08, B04), float32.
+
+    Inputs are DN arrays (any numeric type; float with NaN NoData as the
+    streaming layer delivers them). Reflectance is ``(DN + boa_add_offset) /
+    quantification``; DN 0 or NaN in either band -> NaN; NIR + RED == 0 -> NaN.
+    """
+    _check_quantification(quantification)
+    red, nir = _float32(red_dn), _float32(nir_dn)
+    if red.shape != nir.shape:
+        raise S1S2Error(f"RED and NIR blocks differ in shape: {red.shape} vs {nir.shape}.")
+    return _ndvi_inplace(red, nir, boa_add_offset)
+
+
+# -- radar --------------------------------------------------------------------------------
+def _linear(values, input_units: str) -> np.ndarray:
+    """float32 linear power from linear or dB input; negative linear power -> NaN."""
+    if input_units == DB:
+        return from_db(np.asarray(values, dtype=np.float32)).astype(np.float32, copy=False)
+    if input_units != LINEAR:
+        raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
+    out = _float32(values)
+    out[out < 0] = np.nan
+    return out
+
+
+def rvi4s1(vv, vh, input_units: str = LINEAR) -> np.ndarray:
+    """RVI4S1 (Bhogapurapu et al. 2022): ``q = VH/VV``, ``q(q+3)/(q+1)^2``, float32.
+
+    Inputs in linear power (or dB with ``input_units="db"``). 0 for q = 0, 1 for
+    q = 1, above 1 when VH > VV (maximum 1.125 at q = 3): kept, not clipped.
+    VV == 0 (q undefined) and negative linear power -> NaN.
+    """
+    vv, q = _linear(vv, input_units), _linear(vh, input_units)
+    vv[vv == 0] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q /= vv
+        denominator = q + 1.0
+        denominator *= denominator
+        vv = q + 3.0            # reuse the name: vv is no longer needed
+        vv *= q
+        vv /= denominator
+    return vv
+
+
+def vv_vh_ratio(vv, vh, mode: str = RATIO_DB, input_units: str = LINEAR) -> np.ndarray:
+    """VV/VH polarisation ratio, float32.
+
+    * ``linear``: VV / VH (linear power); VH == 0 -> NaN.
+    * ``db``: 10*log10(VV/VH) = VV_dB - VH_dB; VV or VH <= 0 -> NaN.
+    * ``ratio_of_db``: the Earth Engine recipe's "VVdVH", VV_dB / VH_dB (e.g.
+      -10 / -16 = 0.625), NaN outside the open interval (-5, 5). Not a ratio of
+      powers; offered only to reproduce that recipe.
+    """
+    if mode not in RATIO_MODES:
+        raise S1S2Error(f"Unknown ratio mode {mode!r}: use one of {', '.join(RATIO_MODES)}.")
+    if mode == RATIO_OF_DB:
+        if input_units == DB:
+            vv_db, vh_db = _float32(vv), _float32(vh)
+        else:
+            from .units import to_db
+            vv_db = to_db(_linear(vv, LINEAR)).astype(np.float32, copy=False)
+            vh_db = to_db(_linear(vh, LINEAR)).astype(np.float32, copy=False)
+        vh_db[vh_db == 0] = np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vv_db /= vh_db
+            low, high = RATIO_OF_DB_LIMITS
+            vv_db[~((vv_db > low) & (vv_db < high))] = np.nan
+        return vv_db
+    if mode == RATIO_DB and input_units == DB:
+        out = _float32(vv)
+        out -= _float32(vh)
+        return out
+    num, den = _linear(vv, input_units), _linear(vh, input_units)
+    den[den == 0] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num /= den
+        if mode == RATIO_DB:
+            num[num <= 0] = np.nan
+            np.log10(num, out=num)
+            num *= 10.0
+    return num
+
+
+def angle_mask(values, angle, min_angle: float = DEFAULT_MIN_ANGLE,
+               max_angle: float = DEFAULT_MAX_ANGLE) -> np.ndarray:
+    """``values`` (float32) where ``min_angle < angle < max_angle`` (degrees), NaN elsewhere.
+
+    NaN angles are outside the range (NoData in -> NoData out).
+    """
+    if not min_angle < max_angle:
+        raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
+    out = _float32(values)
+    angle = np.asarray(angle)
+    with np.errstate(invalid="ignore"):
+        keep = (angle > min_angle) & (angle < max_angle)
+    out[~keep] = np.nan
+    return out
+
+
+# -- files --------------------------------------------------------------------------------
+def _meta(algorithm: str, **items) -> dict:
+    meta = {"algorithm": algorithm}
+    meta.update({k: str(v) for k, v in items.items() if v is not None})
+    return meta
+
+
+def _describe(source: BandSource) -> str:
+    return f"{source.path} band {source.band}"
+
+
+def resolve_boa_add_offset(sources: Sequence[BandSource], boa_add_offset: Optional[float]) -> float:
+    """The offset to use: the given one, else the product metadata's (equal for all inputs), else 0."""
+    if boa_add_offset is not None:
+        return float(boa_add_offset)
+    found = {}
+    for source in sources:
+        value = boa_add_offset_for(source.path, source.band)
+        if value is not None:
+            found[source.name] = value
+    values = set(found.values())
+    if len(values) > 1:
+        raise S1S2Error(f"The inputs come from products with different BOA_ADD_OFFSET values "
+                        f"({found}); set BOA_ADD_OFFSET explicitly.")
+    return values.pop() if values else 0.0
+
+
+def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[BandSource] = None,
+              cloud_classes: Sequence[int] = scl_mask.DEFAULT_CLOUD_CLASSES,
+              cloud_buffer_m: float = 0.0, boa_add_offset: Optional[float] = None,
+              quantification: float = DEFAULT_QUANTIFICATION, progress=None, cancel=None,
+              **stream_options) -> str:
+    """NDVI of two S2 bands (B04, B08 DN), file to file, optional SCL cloud mask.
+
+    ``boa_add_offset=None`` reads BOA_ADD_OFFSET (L2A) / RADIO_ADD_OFFSET (L1C)
+    from the SAFE product metadata when the inputs lie in one, else uses 0.
+    ``scl`` (any resolution, e.g. 20 m) is resampled nearest onto the band grid;
+    pixels whose class is in ``cloud_classes``, plus a ``cloud_buffer_m`` metre
+    buffer around them, become NoData. DN 0 (the S2 NoData) -> NoData.
+    """
+    _check_quantification(quantification)
+    if cloud_buffer_m < 0 or not math.isfinite(cloud_buffer_m):
+        raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {cloud_buffer_m!r}.")
+    red = BandSource(red.path, red.band, red.label or "RED", red.nodata, True, red.extra_nodata)
+    nir = BandSource(nir.path, nir.band, nir.label or "NIR", nir.nodata, True, nir.extra_nodata)
+    grid = common_grid([red, nir])
+    offset = resolve_boa_add_offset([red, nir], boa_add_offset)
+    sources = [red, nir]
+    classes = tuple(int(c) for c in cloud_classes)
+    buffer_px, halo = 0, 0
+    if scl is not None:
+        _check_covers(scl, grid)
+        sources.append(warped_to_grid(scl, grid, "near"))
+        buffer_px = scl_mask.buffer_pixels(cloud_buffer_m, grid)
+        halo = buffer_px
+
+    def block(red_block, nir_block, scl_block=None):
+        out = _ndvi_inplace(red_block, nir_block, offset)   # streaming blocks are ours to reuse
+        if scl_block is not None and classes:
+            out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
+        return out
+
+    output = OutputRaster(output_path, bands=["NDVI"], units="",
+                          metadata=_meta("s1s2:ndvi", red=_describe(red), nir=_describe(nir),
+                                         scl=_describe(scl) if scl else None,
+                                         cloud_classes=",".join(map(str, classes)) if scl else None,
+                                         cloud_buffer_m=cloud_buffer_m if scl else None,
+                                         boa_add_offset=offset, quantification=quantification,
+                                         formula="(NIR - RED) / (NIR + RED), "
+                                                 "reflectance = (DN + BOA_ADD_OFFSET) / "
+                                                 "QUANTIFICATION_VALUE"))
+    return stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
+                  cancel=cancel, scratch=0.5, **stream_options)[0]
+
+
+def _check_covers(scl: BandSource, grid: Grid) -> None:
+    """The SCL must cover the band grid (same CRS: checked on the bounds)."""
+    other = Grid.of(open_band(scl)[0])
+    if not other.same_crs(grid):
+        return
+    xmin, ymin, xmax, ymax = grid.bounds
+    oxmin, oymin, oxmax, oymax = other.bounds
+    tol = max(other.pixel_size)
+    if oxmin > xmin + tol or oymin > ymin + tol or oxmax < xmax - tol or oymax < ymax - tol:
+        raise S1S2Error(f"{scl.name} does not cover the extent of the bands "
+                        f"({other.bounds} vs {grid.bounds}); use the SCL of the same tile.")
+
+
+def rvi4s1_file(vv: BandSource, vh: BandSource, output_path: str, input_units: str = LINEAR,
+                progress=None, cancel=None, **stream_options) -> str:
+    """RVI4S1 of a VV and a VH band, file to file (float32 GeoTIFF)."""
+    if input_units not in INPUT_UNITS:
+        raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
+    output = OutputRaster(output_path, bands=["RVI4S1"],
+                          metadata=_meta("s1s2:rvi4s1", vv=_describe(vv), vh=_describe(vh),
+                                         input_units=input_units,
+                                         formula="q = VH/VV (linear); q*(q+3)/(q+1)^2"))
+    return stream(lambda a, b: rvi4s1(a, b, input_units), [vv, vh], [output],
+                  progress=progress, cancel=cancel, scratch=2.0, **stream_options)[0]
+
+
+def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str = RATIO_DB,
+                     input_units: str = LINEAR, angle: Optional[BandSource] = None,
+                     min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
+                     progress=None, cancel=None, **stream_options) -> str:
+    """VV/VH ratio (``mode``), optionally kept only where min_angle < angle < max_angle."""
+    if mode not in RATIO_MODES:
+        raise S1S2Error(f"Unknown ratio mode {mode!r}: use one of {', '.join(RATIO_MODES)}.")
+    if input_units not in INPUT_UNITS:
+        raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
+    if angle is not None and not min_angle < max_angle:
+        raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
+    names = {RATIO_LINEAR: ("VV/VH", "linear ratio"), RATIO_DB: ("VV/VH dB", "dB"),
+             RATIO_OF_DB: ("VV_dB/VH_dB", "ratio of dB values")}
+    band, units = names[mode]
+    sources = [vv, vh] + ([angle] if angle is not None else [])
+
+    def block(a, b, ang=None):
+        out = vv_vh_ratio(a, b, mode, input_units)
+        return out if ang is None else angle_mask(out, ang, min_angle, max_angle)
+
+    output = OutputRaster(output_path, bands=[band], units=units,
+                          metadata=_meta("s1s2:vvvhratio", vv=_describe(vv), vh=_describe(vh),
+                                         mode=mode, input_units=input_units,
+                                         angle=_describe(angle) if angle else None,
+                                         min_angle=min_angle if angle else None,
+                                         max_angle=max_angle if angle else None))
+    return stream(block, sources, [output], progress=progress, cancel=cancel, scratch=2.0,
+                  **stream_options)[0]
+
+
+def angle_mask_file(source: BandSource, angle: BandSource, output_path: str,
+                    min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
+                    progress=None, cancel=None, **stream_options) -> str:
+    """Copy one band of ``source`` where min_angle < angle < max_angle (degrees), NoData elsewhere."""
+    if not min_angle < max_angle:
+        raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
+    dataset, band = open_band(source)
+    description = band.GetDescription() or "value"
+    output = OutputRaster(output_path, bands=[description], units=band.GetUnitType() or "",
+                          metadata=_meta("s1s2:anglemask", input=_describe(source),
+                                         angle=_describe(angle), min_angle=min_angle,
+                                         max_angle=max_angle))
+    dataset = None  # noqa: F841
+    return stream(lambda v, a: angle_mask(v, a, min_angle, max_angle), [source, angle], [output],
+                  progress=progress, cancel=cancel, scratch=1.0, **stream_options)[0]
