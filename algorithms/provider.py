@@ -5,6 +5,8 @@ from qgis.PyQt.QtGui import QIcon
 from .anglemask import AngleMask
 from .base import ICON_PATH
 from .calibrate import Calibrate
+from .collocate import Collocate
+from .collocateswath import CollocateSwath
 from .dbconvert import DbConvert
 from .ndvi import Ndvi
 from .rvi4s1 import Rvi4s1
@@ -15,6 +17,8 @@ from .vvvhratio import VvVhRatio
 ALGORITHM_CLASSES = [
     AngleMask,
     Calibrate,
+    Collocate,
+    CollocateSwath,
     DbConvert,
     Ndvi,
     Rvi4s1,

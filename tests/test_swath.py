@@ -1,0 +1,231 @@
+"""Swath -> grid collocation: identical to pyresample resample_nearest, radius, files, errors.
+
+Geometry is real: the geolocation tie-point grid of a Sentinel-1B IW GRD annotation
+(tests/data/swath/, see tests/data/README.md), bilinearly interpolated to a 600 x 600
+sub-swath at 20 m spacing (rotated by the orbit's heading against UTM north). The
+values on it are a synthetic gamma-distributed field (with NoData holes): a value
+field on real geometry, as the issue allows.
+"""
+import glob
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+from pyproj import Transformer
+from scipy.interpolate import RegularGridInterpolator
+
+from s1s2_toolkit.core import Grid, S1S2Error
+from s1s2_toolkit.core.swath import (EARTH_RADIUS, SwathFile, collocate_swath,
+                                     lonlat_to_cartesian, swath_to_grid)
+from testkit import DATA_DIR, read
+
+ANNOTATION = glob.glob(os.path.join(DATA_DIR, "swath", "*-geolocation.xml"))[0]
+
+
+def tie_points(path):
+    """(lines, pixels, lat, lon) of an S1 annotation's geolocation grid (regular in line/pixel)."""
+    points = ET.parse(path).getroot().findall(
+        "geolocationGrid/geolocationGridPointList/geolocationGridPoint")
+    line = np.array([int(p.findtext("line")) for p in points])
+    pixel = np.array([int(p.findtext("pixel")) for p in points])
+    lat = np.array([float(p.findtext("latitude")) for p in points])
+    lon = np.array([float(p.findtext("longitude")) for p in points])
+    lines, pixels = np.unique(line), np.unique(pixel)
+    order = np.lexsort((pixel, line))
+    shape = (lines.size, pixels.size)
+    assert lines.size * pixels.size == len(points)  # a full grid
+    return lines, pixels, lat[order].reshape(shape), lon[order].reshape(shape)
+
+
+def swath_geometry(line0=6000, pixel0=10000, n=600, step=2):
+    lines, pixels, lat, lon = tie_points(ANNOTATION)
+    ll, pp = np.meshgrid(line0 + step * np.arange(n), pixel0 + step * np.arange(n), indexing="ij")
+    where = np.column_stack([ll.ravel(), pp.ravel()]).astype(np.float64)
+    grid = (lines.astype(np.float64), pixels.astype(np.float64))
+    interp = lambda a: RegularGridInterpolator(grid, a)(where).reshape(ll.shape)  # noqa: E731
+    return interp(lon), interp(lat)
+
+
+def utm_grid(lon, lat, width, height, dx=3000.0, dy=-2000.0, pixel=10.0, epsg=32632):
+    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    x0 = np.floor(x.min() / pixel) * pixel + dx
+    y0 = np.ceil(y.max() / pixel) * pixel + dy
+    return Grid(srs.ExportToWkt(), (x0, pixel, 0.0, y0, 0.0, -pixel), width, height)
+
+
+@pytest.fixture(scope="module")
+def swath():
+    lon, lat = swath_geometry()
+    rng = np.random.default_rng(7)
+    values = rng.gamma(2.0, 0.05, lon.shape)
+    values[::37, ::41] = np.nan  # NoData in the swath stays NoData
+    return lon, lat, values
+
+
+def pyresample_nearest(lon, lat, values, grid, radius):
+    from pyresample import geometry, kd_tree
+
+    gt = grid.geotransform
+    extent = (gt[0], gt[3] + gt[5] * grid.height, gt[0] + gt[1] * grid.width, gt[3])
+    area = geometry.AreaDefinition("target", "target", "target", grid.crs_wkt, grid.width,
+                                   grid.height, extent)
+    return kd_tree.resample_nearest(geometry.SwathDefinition(lons=lon, lats=lat), values, area,
+                                    radius, fill_value=np.nan)
+
+
+def test_tie_point_grid_is_real_s1_geometry():
+    lines, pixels, lat, lon = tie_points(ANNOTATION)
+    assert lat.shape == (10, 21)
+    assert 45.5 < lat.min() < lat.max() < 47.6 and 8.7 < lon.min() < lon.max() < 12.5
+    lon2, lat2 = swath_geometry()
+    # 20 m along both axes of the sub-swath (GRD pixels are 10 m).
+    xyz = lonlat_to_cartesian(lon2, lat2).reshape(lon2.shape + (3,))
+    along = np.linalg.norm(np.diff(xyz, axis=0), axis=-1)
+    across = np.linalg.norm(np.diff(xyz, axis=1), axis=-1)
+    assert 15 < np.median(along) < 25 and 15 < np.median(across) < 25
+
+
+@pytest.mark.parametrize("radius", [50.0, 12.0])
+def test_identical_to_pyresample_resample_nearest(swath, radius):
+    """600 x 600 real-geometry swath onto a 1100 x 1300 UTM grid that extends beyond it."""
+    lon, lat, values = swath
+    grid = utm_grid(lon, lat, 1100, 1300)
+    ours = swath_to_grid(lon, lat, values, grid, radius)
+    reference = pyresample_nearest(lon, lat, values, grid, radius)
+    assert ours.shape == reference.shape == (1300, 1100)
+    np.testing.assert_array_equal(ours, reference)  # same values, NaN in the same places
+    beyond = np.isnan(ours).mean()
+    assert 0.05 < beyond < 0.95  # the grid really covers swath and empty space
+
+
+def test_beyond_radius_is_nan_by_brute_force(swath):
+    """Independent check: for sample pixels, the minimum chord distance over all points."""
+    lon, lat, values = swath
+    grid = utm_grid(lon, lat, 1100, 1300)
+    ours = swath_to_grid(lon, lat, values, grid, 50.0)
+    points = lonlat_to_cartesian(lon, lat)
+    rng = np.random.default_rng(3)
+    rows, cols = rng.integers(0, 1300, 300), rng.integers(0, 1100, 300)
+    gt = grid.geotransform
+    x, y = gt[0] + (cols + 0.5) * gt[1], gt[3] + (rows + 0.5) * gt[5]
+    plon, plat = Transformer.from_crs(grid.crs_wkt, 4326, always_xy=True).transform(x, y)
+    targets = lonlat_to_cartesian(plon, plat)
+    flat = values.ravel()
+    for target, r, c in zip(targets, rows, cols):
+        d = np.sqrt(((points - target) ** 2).sum(axis=1))
+        nearest = int(np.argmin(d))
+        if d[nearest] >= 50.0:
+            assert np.isnan(ours[r, c])
+        elif np.isnan(flat[nearest]):
+            assert np.isnan(ours[r, c])
+        else:
+            assert ours[r, c] == flat[nearest]
+    assert EARTH_RADIUS == 6370997.0
+
+
+def write_netcdf(path, lon, lat, values, fill=-999.0):
+    from scipy.io import netcdf_file
+
+    with netcdf_file(path, "w") as nc:
+        nc.createDimension("y", lon.shape[0])
+        nc.createDimension("x", lon.shape[1])
+        for name, data, units in (("lon", lon, "degrees_east"), ("lat", lat, "degrees_north")):
+            var = nc.createVariable(name, "d", ("y", "x"))
+            var[:] = data
+            var.units = units
+        var = nc.createVariable("sigmaNought_HV", "f", ("y", "x"))
+        var[:] = np.where(np.isnan(values), fill, values).astype(np.float32)
+        var._FillValue = np.float32(fill)
+        var.coordinates = "lat lon"
+    return path
+
+
+def test_netcdf_file_to_geotiff(swath, tmp_path):
+    lon, lat, values = swath
+    lon, lat, values = lon[:, :520], lat[:, :520], values[:, :520]
+    nc = write_netcdf(str(tmp_path / "s1_swath.nc"), lon, lat, values)
+    grid = utm_grid(lon, lat, 700, 650)
+    out = str(tmp_path / "on_grid.tif")
+    assert collocate_swath(nc, "sigmaNought_HV", grid, out, memory_mb=4) == out
+    ds = gdal.Open(out)
+    assert Grid.of(ds).geotransform == grid.geotransform  # to the last digit
+    assert (ds.RasterXSize, ds.RasterYSize) == (700, 650) and Grid.of(ds).same_crs(grid)
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert ds.GetRasterBand(1).GetDescription() == "sigmaNought_HV"
+    expected = pyresample_nearest(lon, lat, values.astype(np.float32).astype(np.float64), grid,
+                                  50.0)
+    np.testing.assert_array_equal(read(out), expected.astype(np.float32))
+    assert [f for f in os.listdir(tmp_path) if ".part" in f] == []
+
+
+def test_gdal_geolocation_arrays(swath, tmp_path):
+    lon, lat, values = swath
+    lon, lat, values = lon[:300, :300], lat[:300, :300], values[:300, :300]
+    paths = {}
+    for name, data in (("lon", lon), ("lat", lat), ("data", values)):
+        paths[name] = str(tmp_path / f"{name}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(paths[name], 300, 300, 1, gdal.GDT_Float64)
+        ds.GetRasterBand(1).WriteArray(data)
+        ds = None
+    ds = gdal.Open(paths["data"], gdal.GA_Update)
+    ds.SetMetadata({"X_DATASET": paths["lon"], "Y_DATASET": paths["lat"], "X_BAND": "1",
+                    "Y_BAND": "1", "PIXEL_OFFSET": "0", "LINE_OFFSET": "0", "PIXEL_STEP": "1",
+                    "LINE_STEP": "1", "SRS": osr.SRS_WKT_WGS84_LAT_LONG}, "GEOLOCATION")
+    ds = None
+    swath_file = SwathFile(paths["data"], "")
+    assert swath_file.shape == (300, 300)
+    grid = utm_grid(lon, lat, 500, 500, dx=-500.0, dy=500.0)
+    out = collocate_swath(paths["data"], "", grid, str(tmp_path / "out.tif"))
+    np.testing.assert_array_equal(read(out), swath_to_grid(lon, lat, values, grid).astype(
+        np.float32))
+
+
+def test_no_overlap_is_a_clear_error_and_writes_nothing(swath, tmp_path):
+    lon, lat, values = swath
+    nc = write_netcdf(str(tmp_path / "s.nc"), lon[:50, :50], lat[:50, :50], values[:50, :50])
+    far = utm_grid(lon, lat, 100, 100, dx=200000.0)
+    out = str(tmp_path / "none.tif")
+    with pytest.raises(S1S2Error, match="does not overlap"):
+        collocate_swath(nc, "sigmaNought_HV", far, out)
+    assert sorted(os.listdir(tmp_path)) == ["s.nc"]
+    with pytest.raises(S1S2Error, match="does not overlap"):
+        swath_to_grid(lon, lat, values, far)
+
+
+def test_bad_variables_are_clear_errors(swath, tmp_path):
+    lon, lat, values = swath
+    nc = write_netcdf(str(tmp_path / "s.nc"), lon[:20, :20], lat[:20, :20], values[:20, :20])
+    grid = utm_grid(lon[:20, :20], lat[:20, :20], 50, 50, dx=0.0, dy=0.0)
+    with pytest.raises(S1S2Error, match="longitude|lon"):
+        collocate_swath(nc, "sigmaNought_HV", grid, str(tmp_path / "o.tif"),
+                        lon_variable="longitude", lat_variable="latitude")
+    with pytest.raises(S1S2Error, match="RADIUS"):
+        swath_to_grid(lon, lat, values, grid, radius=0.0)
+    assert not os.path.exists(str(tmp_path / "o.tif"))
+
+
+def test_plugin_collocateswath_processing_run(s1s2_provider, swath, tmp_path):
+    import processing
+
+    lon, lat, values = swath
+    lon, lat, values = lon[:200, :200], lat[:200, :200], values[:200, :200]
+    nc = write_netcdf(str(tmp_path / "s.nc"), lon, lat, values)
+    grid = utm_grid(lon, lat, 300, 300, dx=-200.0, dy=200.0)
+    target = str(tmp_path / "target.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(target, grid.width, grid.height, 1, gdal.GDT_UInt16)
+    ds.SetGeoTransform(grid.geotransform)
+    ds.SetProjection(grid.crs_wkt)
+    ds = None
+    out = str(tmp_path / "out.tif")
+    result = processing.run("s1s2:collocateswath", {
+        "INPUT": nc, "VARIABLE": "sigmaNought_HV", "LON_VARIABLE": "lon", "LAT_VARIABLE": "lat",
+        "TARGET": target, "RADIUS": 50.0, "OUTPUT": out})
+    assert result["OUTPUT"] == out
+    expected = pyresample_nearest(lon, lat, values.astype(np.float32).astype(np.float64), grid,
+                                  50.0)
+    np.testing.assert_array_equal(read(out), expected.astype(np.float32))
+    assert os.path.exists(str(tmp_path / "out.qml"))
