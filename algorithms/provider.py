@@ -10,6 +10,7 @@ from .collocateswath import CollocateSwath
 from .dbconvert import DbConvert
 from .ndvi import Ndvi
 from .rvi4s1 import Rvi4s1
+from .seaice import SeaIce
 from .stackstatistics import StackStatistics
 from .vvvhratio import VvVhRatio
 
@@ -22,6 +23,7 @@ ALGORITHM_CLASSES = [
     DbConvert,
     Ndvi,
     Rvi4s1,
+    SeaIce,
     StackStatistics,
     VvVhRatio,
 ]
