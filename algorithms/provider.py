@@ -8,6 +8,7 @@ from .calibrate import Calibrate
 from .collocate import Collocate
 from .collocateswath import CollocateSwath
 from .dbconvert import DbConvert
+from .fusendvi import FuseNdvi
 from .ndvi import Ndvi
 from .rvi4s1 import Rvi4s1
 from .seaice import SeaIce
@@ -21,6 +22,7 @@ ALGORITHM_CLASSES = [
     Collocate,
     CollocateSwath,
     DbConvert,
+    FuseNdvi,
     Ndvi,
     Rvi4s1,
     SeaIce,

@@ -161,10 +161,14 @@ def warped_to_grid(source: BandSource, grid: Grid, resampling: str = "near") -> 
     nodata = nodata_values(source, band)
     xmin, ymin, xmax, ymax = grid.bounds
     vrt_path = f"/vsimem/s1s2_warp_{abs(hash((source, grid)))}.vrt"
+    if dataset.RasterCount != 1:
+        # GDAL < 3.7 (Debian 12: 3.6) has no srcBands in Warp: select the band by a VRT.
+        dataset = gdal.Translate(vrt_path[:-4] + "_band.vrt", dataset, format="VRT",
+                                 bandList=[source.band])
     options = gdal.WarpOptions(
         format="VRT", outputBounds=(xmin, ymin, xmax, ymax), width=grid.width,
         height=grid.height, dstSRS=grid.crs_wkt or None, resampleAlg=resampling,
-        srcBands=[source.band], srcNodata=nodata[0] if nodata else None,
+        srcNodata=nodata[0] if nodata else None,
         dstNodata=nodata[0] if nodata else None)
     try:
         out = gdal.Warp(vrt_path, dataset, options=options)
