@@ -259,7 +259,7 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
                                                  "reflectance = (DN + BOA_ADD_OFFSET) / "
                                                  "QUANTIFICATION_VALUE"))
     return stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
-                  cancel=cancel, scratch=0.5, **stream_options)[0]
+                  cancel=cancel, scratch=1.5, **stream_options)[0]
 
 
 def _check_covers(scl: BandSource, grid: Grid) -> None:

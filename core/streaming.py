@@ -16,6 +16,7 @@ A pure function of numpy arrays is applied to aligned inputs block by block:
 Inputs arrive as float32 (or float64) arrays with NoData as NaN.
 """
 import math
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -198,12 +199,21 @@ def _map_blocks_uncapped(reader, windows, call, consume, threads, progress, canc
                 progress(100.0 * (i + 1) / total)
         return
     done = 0
+    read_lock = threading.Lock()
+
+    def read_and_call(window):
+        # Workers read too, so reading overlaps the main thread's writing; GDAL
+        # dataset handles are not thread-safe, hence one reader at a time.
+        with read_lock:
+            arrays = reader.read(window)
+        return call(arrays, window)
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = deque()
         try:
             for window in windows:
                 check_cancel()
-                pending.append((window, pool.submit(call, reader.read(window), window)))
+                pending.append((window, pool.submit(read_and_call, window)))
                 while len(pending) > threads:
                     win, future = pending.popleft()
                     consume(win, future.result())
