@@ -8,8 +8,11 @@ from .calibrate import Calibrate
 from .collocate import Collocate
 from .collocateswath import CollocateSwath
 from .dbconvert import DbConvert
+from .focalmedian import FocalMedian
 from .fusendvi import FuseNdvi
+from .leefilter import LeeFilter
 from .ndvi import Ndvi
+from .refinedlee import RefinedLee
 from .rvi4s1 import Rvi4s1
 from .seaice import SeaIce
 from .stackstatistics import StackStatistics
@@ -22,8 +25,11 @@ ALGORITHM_CLASSES = [
     Collocate,
     CollocateSwath,
     DbConvert,
+    FocalMedian,
     FuseNdvi,
+    LeeFilter,
     Ndvi,
+    RefinedLee,
     Rvi4s1,
     SeaIce,
     StackStatistics,
