@@ -65,21 +65,29 @@ def reflectance(dn, boa_add_offset: float = 0.0,
     return out
 
 
-def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float) -> np.ndarray:
-    """NDVI from two float32 DN arrays that may be overwritten (no extra temporaries).
+def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
+                  zeros_are_nan: bool = False) -> np.ndarray:
+    """NDVI from two float32 DN arrays that may be overwritten (one temporary only).
 
     The quantification value cancels out of the ratio and is not applied; the
-    offset does not. DN 0 -> NaN, NIR + RED == 0 -> NaN.
+    offset does not. DN 0 -> NaN (``zeros_are_nan``: the caller already made
+    them NaN, as the streaming reader does), NIR + RED == 0 -> NaN.
     """
-    zero = red == 0
-    zero |= nir == 0
+    if zeros_are_nan:
+        zero = None
+    else:
+        zero = red == 0
+        zero |= nir == 0
     if boa_add_offset:
         off = np.float32(boa_add_offset)
         red += off
         nir += off
     total = nir + red            # the one temporary
     nir -= red                   # nir now holds the difference
-    zero |= total == 0
+    if zero is None:
+        zero = total == 0
+    else:
+        zero |= total == 0
     total[zero] = np.nan         # x / NaN = NaN: masks DN 0 and division by zero at once
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(nir, total, out=nir)
@@ -244,7 +252,8 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
         halo = buffer_px
 
     def block(red_block, nir_block, scl_block=None):
-        out = _ndvi_inplace(red_block, nir_block, offset)   # streaming blocks are ours to reuse
+        # Streamed blocks are ours to overwrite, and their DN 0 is NaN already (zero_is_nodata).
+        out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True)
         if scl_block is not None and classes:
             out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
         return out

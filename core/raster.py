@@ -129,7 +129,7 @@ def nodata_values(source: BandSource, band: gdal.Band) -> Tuple[float, ...]:
         values.append(float(declared))
     if source.zero_is_nodata:
         values.append(0.0)
-    return tuple(values)
+    return tuple(dict.fromkeys(values))  # each value once: every one costs a pass per block
 
 
 def common_grid(sources: Sequence[BandSource]) -> Grid:
