@@ -1,11 +1,13 @@
 """SCL cloud mask: class parsing, metre buffer -> pixel ring, 20 m SCL onto the 10 m grid,
 block-size independence."""
+import os
+
 import numpy as np
 import pytest
 
 from s1s2_toolkit.core import BandSource, Grid, S1S2Error
 from s1s2_toolkit.core import indices, scl
-from testkit import bigearthnet_pairs, patch_band, read, write
+from testkit import DATA_DIR, bigearthnet_pairs, patch_band, read, write
 
 
 def brute_force_buffer(cloud, radius_px):
@@ -112,3 +114,36 @@ def test_scl_not_covering_the_bands_is_an_error(tmp_path):
     with pytest.raises(S1S2Error, match="does not cover"):
         indices.ndvi_file(BandSource(band), BandSource(band), str(tmp_path / "o.tif"),
                           scl=BandSource(far))
+
+
+REAL_SCL = os.path.join(DATA_DIR, "openeo", "scl_crop_64.tif")
+
+
+def test_real_scl_crop_default_classes_with_30m_buffer(tmp_path):
+    """A real L2A SCL (openEO sample tile, 10 m, clouds, shadow, cirrus, snow) on its own grid."""
+    from osgeo import gdal
+    ds = gdal.Open(REAL_SCL)
+    classes = ds.GetRasterBand(1).ReadAsArray()
+    gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
+    ds = None
+    assert {3, 4, 8, 9, 10}.issubset(set(np.unique(classes)))
+    rows, cols = classes.shape
+    red = (500 + 5 * np.arange(cols))[np.newaxis].repeat(rows, 0).astype(np.uint16)
+    nir = np.full(classes.shape, 3000, np.uint16)
+    paths = []
+    for name, data in (("red", red), ("nir", nir)):
+        out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / f"{name}.tif"), cols, rows, 1,
+                                                   gdal.GDT_UInt16)
+        out.SetGeoTransform(gt)
+        out.SetProjection(wkt)
+        out.GetRasterBand(1).WriteArray(data)
+        out = None
+        paths.append(str(tmp_path / f"{name}.tif"))
+    got = read(indices.ndvi_file(BandSource(paths[0]), BandSource(paths[1]),
+                                 str(tmp_path / "ndvi.tif"), scl=BandSource(REAL_SCL),
+                                 cloud_buffer_m=30.0, block_pixels=20 * 20))
+    masked = brute_force_buffer(np.isin(classes, scl.DEFAULT_CLOUD_CLASSES), 3)
+    assert 0.3 < masked.mean() < 0.95
+    np.testing.assert_array_equal(np.isnan(got), masked)
+    expected = (3000.0 - red) / (3000.0 + red)
+    np.testing.assert_allclose(got[~masked], expected[~masked], rtol=1e-6)
