@@ -6,7 +6,7 @@ from qgis.core import (
 )
 
 from ..core.errors import S1S2Error
-from ..core.indices import DEFAULT_QUANTIFICATION, ndvi_file
+from ..core.indices import DEFAULT_QUANTIFICATION, ndvi_file, resolve_boa_add_offset
 from ..core.scl import DEFAULT_CLOUD_CLASSES, parse_classes
 from ..core.styles import NDVI_RAMP
 from .base import S1S2Algorithm
@@ -23,6 +23,10 @@ def optional_number(parameters, name):
         return float(value)
     except (TypeError, ValueError):
         raise QgsProcessingException(f"{name}: {value!r} is not a number.") from None
+
+
+def _resolved_offset(sources, progress=None, cancel=None):
+    return resolve_boa_add_offset(sources, None)
 
 
 class Ndvi(S1S2Algorithm):
@@ -101,6 +105,10 @@ class Ndvi(S1S2Algorithm):
         output = self.output_path(parameters, context, self.OUTPUT)
         if scl is None and buffer_m > 0:
             feedback.pushInfo("CLOUD_BUFFER is ignored: no SCL given.")
+        if offset is None:
+            offset = self.run_core(feedback, _resolved_offset, [red, nir])
+            feedback.pushInfo(f"BOA_ADD_OFFSET = {offset:g} (from the product metadata when the "
+                              "inputs lie in a .SAFE product, else 0)")
         self.run_core(feedback, ndvi_file, red, nir, output, scl=scl, cloud_classes=classes,
                       cloud_buffer_m=buffer_m, boa_add_offset=offset,
                       quantification=quantification)

@@ -158,3 +158,22 @@ def test_ndvi_on_multiband_stack_processing_run(s1s2_provider, tmp_path):
     processing.run("s1s2:ndvi", {"RED": S2_CHIP, "RED_BAND": 4, "NIR": S2_CHIP, "NIR_BAND": 8,
                                  "OUTPUT": out})
     np.testing.assert_allclose(read(out), ndvi64(read(S2_CHIP, 4), read(S2_CHIP, 8)), atol=1e-6)
+
+
+def test_ndvi_boa_add_offset_unset_reads_the_safe_product(s1s2_provider, tmp_path):
+    import processing
+
+    from test_indices_safe import MTD_L2A, boa_offsets, make_safe
+
+    _, paths = make_safe(str(tmp_path), "S2A_MSIL2A_20220613T101031_N0400.SAFE", "MTD_MSIL2A.xml",
+                         MTD_L2A.format(baseline="04.00", offsets=boa_offsets([-1000] * 13)),
+                         {"B04": B04, "B08": B08})
+    out = str(tmp_path / "ndvi.tif")
+    processing.run("s1s2:ndvi", {"RED": paths["B04"], "RED_BAND": 1, "NIR": paths["B08"],
+                                 "NIR_BAND": 1, "BOA_ADD_OFFSET": None, "OUTPUT": out})
+    np.testing.assert_allclose(read(out), ndvi64(read(B04), read(B08), -1000.0),
+                               rtol=2e-6, atol=1e-6)
+    explicit = str(tmp_path / "ndvi0.tif")
+    processing.run("s1s2:ndvi", {"RED": paths["B04"], "RED_BAND": 1, "NIR": paths["B08"],
+                                 "NIR_BAND": 1, "BOA_ADD_OFFSET": 0, "OUTPUT": explicit})
+    np.testing.assert_allclose(read(explicit), ndvi64(read(B04), read(B08)), atol=1e-6)
