@@ -53,7 +53,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import indices
+from . import collocate, indices, speckle
 from . import scl as scl_module
 from .errors import S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
@@ -336,25 +336,12 @@ class FusionResult:
         return numbers
 
 
-def _speckle():
-    """The Refined Lee module (issue 4), needed only when the speckle filter is on."""
-    from . import speckle
-    return speckle
-
-
-def _collocate():
-    """The collocation module (issue 5), needed only when S1 is not on the S2 grid."""
-    from . import collocate
-    return collocate
-
-
 class _Blocks:
     """Per-block pixel preparation shared by the fit pass and the fill pass."""
 
     def __init__(self, model, s1_band_units, boa_add_offset, quantification, cloud_classes,
                  buffer_px, speckle_filter, has_reference, holdout_cell):
         self.indices, self.scl = indices, scl_module
-        self.speckle = _speckle() if speckle_filter else None
         self.model = model
         self.vv_db, self.vh_db = (units == UNITS_DB for units in s1_band_units)
         self.boa_add_offset = boa_add_offset
@@ -369,10 +356,12 @@ class _Blocks:
         linear = np.asarray(band, dtype=np.float64)
         if in_db:
             linear = from_db(linear)
-        if self.speckle_filter:
-            linear = np.asarray(self.speckle.refined_lee(linear), dtype=np.float64)
         rows, cols = window.core
-        return linear[rows, cols]
+        if not self.speckle_filter:
+            return linear[rows, cols]
+        if window.halo == speckle.REFINED_LEE_HALO:   # the streaming function: core only
+            return np.asarray(speckle.refined_lee_padded(linear), dtype=np.float64)
+        return np.asarray(speckle.refined_lee(linear), dtype=np.float64)[rows, cols]
 
     def prepare(self, red, nir, scl_block, vv, vh, reference, window):
         """Core-region arrays: S2 NDVI (float32), clear (bool), scl_valid (bool),
@@ -485,7 +474,7 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
         if not _on_grid(band, grid):
             say(f"{band.name} is not on the grid of {red.name}: collocated onto it with "
                 "bilinear resampling in linear units.")
-            path = _collocate().collocated_vrt(band, grid, "bilinear",
+            path = collocate.collocated_vrt(band, grid, "bilinear",
                                                db_input=s1_units == UNITS_DB, categorical=False)
             # The collocated VRT holds linear power (dB input is interpolated in linear).
             band, units = BandSource(path, 1, band.name), UNITS_LINEAR
@@ -516,7 +505,7 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
             sources = sources[:5]
 
     buffer_px = int(scl_module.buffer_pixels(cloud_buffer_m, grid)) if cloud_buffer_m else 0
-    halo = max(buffer_px, _speckle().REFINED_LEE_HALO if speckle_filter else 0)
+    halo = max(buffer_px, speckle.REFINED_LEE_HALO if speckle_filter else 0)
     blocks = _Blocks(model, s1_band_units, boa_add_offset, quantification, cloud_classes,
                      buffer_px, speckle_filter, has_reference, holdout_cell)
 

@@ -328,12 +328,19 @@ def test_mismatched_nir_grid_and_existing_output_kept(tmp_path):
 
 
 def test_speckle_filter_runs_refined_lee_on_linear_before_db(tmp_path):
-    refined_lee = pytest.importorskip("s1s2_toolkit.core.speckle").refined_lee  # issue 4
+    from s1s2_toolkit.core.speckle import refined_lee
 
     paths, scl = synthetic_scene(tmp_path, s1_nodata_block=False)
     small, f1, _ = run(paths, tmp_path, "a", speckle_filter=True, block_pixels=30 * 30)
     large, f2, _ = run(paths, tmp_path, "b", speckle_filter=True, block_pixels=10 ** 7)
     np.testing.assert_allclose(f1, f2, rtol=0, atol=1e-6)
+    # A cloud buffer wider than the filter's halo (5 px > 3 px): still block-independent.
+    _, f3, s3 = run(paths, tmp_path, "c", speckle_filter=True, block_pixels=30 * 30,
+                    cloud_buffer_m=50.0)
+    _, f4, s4 = run(paths, tmp_path, "d", speckle_filter=True, block_pixels=10 ** 7,
+                    cloud_buffer_m=50.0)
+    np.testing.assert_array_equal(s3, s4)
+    np.testing.assert_allclose(f3, f4, rtol=0, atol=1e-6)
     # Independent: filter the whole linear rasters, then the same least squares.
     filtered = dict(paths)
     for band in ("vv", "vh"):
@@ -346,7 +353,6 @@ def test_speckle_filter_runs_refined_lee_on_linear_before_db(tmp_path):
 
 
 def test_s1_off_the_s2_grid_is_collocated_in_linear_units(tmp_path):
-    pytest.importorskip("s1s2_toolkit.core.collocate")  # issue 5
     paths, scl = synthetic_scene(tmp_path, s1_nodata_block=False)
     x, y, clear = clear_pixel_arrays(paths, scl)
     # The same S1 values in dB on a grid one column larger, starting 10 m further west.
