@@ -207,6 +207,43 @@ def ndvi_fusion(demo):
 STEPS.insert(0, STEPS.pop())  # the fusion is the demo's main job: run it first
 
 
+@step
+def calibration_and_sea_ice(demo):
+    """S1 GRD calibration (real annotation, synthetic DN) and the sea-ice masks (57_38 snow)."""
+    import tempfile
+
+    from s1s2_toolkit.core.styles import DB_RAMP, ICE_PALETTE
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from test_calibration_product import build_product
+
+    # The bundled SAFE has real calibration/noise XML but no measurement TIFF: add a
+    # patterned DN image (annotation scaled 1:10 to keep the demo quick).
+    work = tempfile.mkdtemp(prefix="s1s2_demo_safe_")
+    safe = build_product(work, scale=10, polarisations=("VH",))
+    sigma0 = demo.run("s1s2:calibrate", INPUT=safe, POLARISATION=1, COEFFICIENT=0,
+                      NOISE_REMOVAL=True, OUTPUT_DB=True, NEGATIVE=0,
+                      OUTPUT=demo.path("s1_vh_sigma0_db.tif"))["OUTPUT"]
+    demo.quicklook(sigma0, "s1_vh_sigma0_db.png", DB_RAMP)
+    shutil.rmtree(work, ignore_errors=True)
+    demo.note("calibrate: VH sigma0 (dB) of a synthetic-DN product in radar geometry, "
+              "GCPs kept (s1_vh_sigma0_db.tif)")
+
+    s2 = os.path.join(DATA, "bigearthnet", "S2B_MSIL2A_20180204T94161_57_38")
+    s1 = os.path.join(DATA, "bigearthnet", "S1A_IW_GRDH_1SDV_20180204T043253_35VPK_57_38")
+    res = demo.run("s1s2:seaice", S1=os.path.join(s1, os.path.basename(s1) + "_VH.tif"),
+                   S2_GREEN=os.path.join(s2, os.path.basename(s2) + "_B03.tif"),
+                   S2_GREEN_BAND=1, S1_THRESHOLD_DB=-20,
+                   OUTPUT_S1_ICE=demo.path("seaice_s1.tif"),
+                   OUTPUT_S2_ICE=demo.path("seaice_s2.tif"))
+    demo.quicklook(res["OUTPUT_S1_ICE"], "seaice_s1.png", ICE_PALETTE)
+    demo.quicklook(res["OUTPUT_S2_ICE"], "seaice_s2.png", ICE_PALETTE)
+    demo.note("seaice (BigEarthNet 57_38 snow patch as stand-in, VH at -20 dB): "
+              f"S1 ice {res['S1_ICE_CONCENTRATION']:.3f}, S2 ice {res['S2_ICE_CONCENTRATION']:.3f}, "
+              f"agreement {res['AGREEMENT']:.3f}, features S1 {res['S1_FEATURES']} / "
+              f"S2 {res['S2_FEATURES']}, time difference {res['TIME_DIFFERENCE_HOURS']:.2f} h")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default=os.path.join(ROOT, "demo-output"))
