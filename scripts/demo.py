@@ -244,6 +244,53 @@ def calibration_and_sea_ice(demo):
               f"S2 {res['S2_FEATURES']}, time difference {res['TIME_DIFFERENCE_HOURS']:.2f} h")
 
 
+def _mean_of(path):
+    ds = gdal.Open(path)
+    values = ds.GetRasterBand(1).ReadAsArray().astype(np.float64)
+    return float(np.nanmean(values)), float(np.isfinite(values).mean())
+
+
+@step
+def ndvi_rvi4s1(demo):
+    """NDVI (BigEarthNet L2A patch; Sen1Floods11 13-band L1C stack), RVI4S1 and VV/VH (dB)."""
+    from s1s2_toolkit.core.styles import NDVI_RAMP, RATIO_DB_RAMP, RVI4S1_RAMP
+
+    patch = os.path.join(DATA, "bigearthnet", "S2A_MSIL2A_20170613T101031_87_48")
+    name = os.path.basename(patch)
+    red, green, blue, nir = (os.path.join(patch, f"{name}_{b}.tif")
+                             for b in ("B04", "B03", "B02", "B08"))
+    demo.true_colour(red, green, blue, "ndvi_bigearthnet_87_48_rgb.png")
+    ndvi = demo.run("s1s2:ndvi", RED=red, RED_BAND=1, NIR=nir, NIR_BAND=1,
+                    OUTPUT=demo.path("ndvi_bigearthnet_87_48.tif"))["OUTPUT"]
+    demo.quicklook(ndvi, "ndvi_bigearthnet_87_48.png", NDVI_RAMP)
+    mean, valid = _mean_of(ndvi)
+    demo.note(f"ndvi: BigEarthNet L2A patch 87_48 (2017, BOA_ADD_OFFSET 0): mean NDVI {mean:.3f}, "
+              f"{100 * valid:.0f} % valid (ndvi_bigearthnet_87_48.tif)")
+
+    s2_chip = os.path.join(DATA, "sen1floods11", "Spain_7370579_S2Hand.tif")
+    demo.true_colour(s2_chip, s2_chip, s2_chip, "ndvi_sen1floods11_rgb.png", bands=(4, 3, 2))
+    ndvi = demo.run("s1s2:ndvi", RED=s2_chip, RED_BAND=4, NIR=s2_chip, NIR_BAND=8,
+                    OUTPUT=demo.path("ndvi_sen1floods11.tif"))["OUTPUT"]
+    demo.quicklook(ndvi, "ndvi_sen1floods11.png", NDVI_RAMP)
+    mean, valid = _mean_of(ndvi)
+    demo.note(f"ndvi: Sen1Floods11 Spain chip, L1C stack bands 4/8: mean NDVI {mean:.3f}, "
+              f"{100 * valid:.0f} % valid (ndvi_sen1floods11.tif)")
+
+    rvi = demo.run("s1s2:rvi4s1", VV=S1_CHIP, VV_BAND=1, VH=S1_CHIP, VH_BAND=2, INPUT_UNITS=1,
+                   OUTPUT=demo.path("rvi4s1_sen1floods11.tif"))["OUTPUT"]
+    demo.quicklook(rvi, "rvi4s1_sen1floods11.png", RVI4S1_RAMP)
+    mean, valid = _mean_of(rvi)
+    demo.note(f"rvi4s1: Sen1Floods11 VV/VH (dB input): mean RVI4S1 {mean:.3f}, "
+              f"{100 * valid:.0f} % valid (rvi4s1_sen1floods11.tif)")
+    ratio = demo.run("s1s2:vvvhratio", VV=S1_CHIP, VV_BAND=1, VH=S1_CHIP, VH_BAND=2,
+                     INPUT_UNITS=1, MODE=0,
+                     OUTPUT=demo.path("vvvh_db_sen1floods11.tif"))["OUTPUT"]
+    demo.quicklook(ratio, "vvvh_db_sen1floods11.png", RATIO_DB_RAMP)
+    mean, _ = _mean_of(ratio)
+    demo.note(f"vvvhratio: Sen1Floods11 VV_dB - VH_dB: mean {mean:.2f} dB "
+              "(vvvh_db_sen1floods11.tif)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default=os.path.join(ROOT, "demo-output"))
