@@ -88,26 +88,34 @@ class LineVectors:
                 raise S1S2Error("Sentinel-1 annotation: a LUT vector's pixel and value counts "
                                 "differ.")
 
-    def evaluate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def evaluate(self, rows: np.ndarray, cols: np.ndarray, dtype=np.float64) -> np.ndarray:
         """LUT values at every (row, col) of the outer product: shape (len(rows), len(cols)).
 
         Only the vectors bracketing ``rows`` are interpolated along range, so a
-        block costs O(block) memory and time, never the full image.
+        block costs O(block) memory and time, never the full image. ``rows``
+        must be increasing (a block's rows).
         """
         rows = np.asarray(rows, dtype=np.float64)
         cols = np.asarray(cols, dtype=np.float64)
         lines = self.lines
         n = len(lines)
+        out = np.empty((len(rows), len(cols)), dtype=dtype)
         if n == 1:
-            return np.broadcast_to(np.interp(cols, self.pixels[0], self.values[0]),
-                                   (len(rows), len(cols))).copy()
+            out[:] = np.interp(cols, self.pixels[0], self.values[0])
+            return out
         lower = np.clip(np.searchsorted(lines, rows, side="right") - 1, 0, n - 2)
-        k0, k1 = int(lower.min()), int(lower.max()) + 1
-        ranged = np.stack([np.interp(cols, self.pixels[k], self.values[k])
-                           for k in range(k0, k1 + 1)])
-        span = lines[lower + 1] - lines[lower]
-        weight = np.clip((rows - lines[lower]) / span, 0.0, 1.0)[:, None]
-        return ranged[lower - k0] * (1.0 - weight) + ranged[lower + 1 - k0] * weight
+        weight = np.clip((rows - lines[lower]) / (lines[lower + 1] - lines[lower]), 0.0, 1.0)
+        # rows sharing an interval between two vectors: a + w * (b - a), two passes
+        starts = np.flatnonzero(np.diff(lower, prepend=-1))
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else len(rows)
+            k = lower[start]
+            a = np.interp(cols, self.pixels[k], self.values[k])
+            b = np.interp(cols, self.pixels[k + 1], self.values[k + 1])
+            part = out[start:stop]
+            np.multiply(weight[start:stop, None], b - a, out=part, casting="unsafe")
+            part += a.astype(dtype, copy=False)
+        return out
 
 
 @dataclass
@@ -145,9 +153,9 @@ class Noise:
     range: LineVectors
     azimuth: List[AzimuthNoiseBlock] = field(default_factory=list)
 
-    def evaluate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def evaluate(self, rows: np.ndarray, cols: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Noise power at the outer product of ``rows`` x ``cols`` (range x azimuth LUT)."""
-        noise = self.range.evaluate(rows, cols)
+        noise = self.range.evaluate(rows, cols, dtype)
         if not self.azimuth:
             return noise
         rows = np.asarray(rows, dtype=np.float64)
@@ -161,7 +169,7 @@ class Noise:
             r = np.flatnonzero(in_rows)
             c = np.flatnonzero(in_cols)
             # Blocks are rectangles: contiguous row and column ranges.
-            noise[r[0]:r[-1] + 1, c[0]:c[-1] + 1] *= factor[:, None]
+            noise[r[0]:r[-1] + 1, c[0]:c[-1] + 1] *= factor[:, None].astype(dtype)
         return noise
 
 
