@@ -28,10 +28,11 @@ import math
 import os
 import re
 import uuid
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Union
 from xml.sax.saxutils import escape
 
-from osgeo import gdal, osr
+import numpy as np
+from osgeo import gdal
 
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, nodata_values, open_raster
@@ -283,8 +284,6 @@ def _check_overlap(prepared: _Prepared, grid: Grid, transformer_options: List[st
     pixel coordinates; their bounding box must meet the target. Conservative: a
     footprint whose box touches the target passes (the warp then gives NoData).
     """
-    import numpy as np
-
     target = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 0)
     target.SetGeoTransform(grid.geotransform)
     target.SetProjection(grid.crs_wkt)
@@ -517,8 +516,6 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
 
 
 def _stack_db(planes):
-    import numpy as np
-
     return np.stack([to_db(p) for p in planes])
 
 
@@ -536,7 +533,7 @@ def _warp_to_file(prepared: _Prepared, grid: Grid, output: OutputRaster, resampl
     writer = AtomicGeoTiff(output, grid)
     try:
         options = _warp_options(prepared, resampling, transformer, memory_mb, threads,
-                                callback=callback)
+                                callback=callback, copyMetadata=False)
         try:
             gdal.Warp(writer.dataset, prepared.dataset, options=options)
         except RuntimeError as exc:
@@ -549,21 +546,3 @@ def _warp_to_file(prepared: _Prepared, grid: Grid, output: OutputRaster, resampl
         writer.abort()
         raise
     return writer.commit()
-
-
-def same_crs(wkt_a: str, wkt_b: str) -> bool:
-    """Whether two WKT strings describe the same CRS."""
-    a, b = osr.SpatialReference(), osr.SpatialReference()
-    a.ImportFromWkt(wkt_a)
-    b.ImportFromWkt(wkt_b)
-    return bool(a.IsSame(b))
-
-
-def grid_summary(grid: Grid) -> Tuple[str, Tuple[float, ...], int, int]:
-    """(EPSG code or 'custom', geotransform, width, height): for messages and reports."""
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(grid.crs_wkt)
-    srs.AutoIdentifyEPSG()
-    code = srs.GetAuthorityCode(None)
-    return (f"EPSG:{code}" if code else "custom", tuple(grid.geotransform), grid.width,
-            grid.height)

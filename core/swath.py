@@ -32,7 +32,7 @@ from pyproj.enums import TransformDirection
 from scipy.spatial import cKDTree
 
 from .errors import Cancelled, S1S2Error
-from .raster import Grid, open_raster
+from .raster import Grid
 from .streaming import DEFAULT_MEMORY_MB, DEFAULT_THREADS, Window, stream, sub_progress
 from .writer import OutputRaster, check_output_path
 
@@ -167,18 +167,29 @@ class SwathIndex:
         self.cap_centre, cap_radius = self.cells.cap()
         self.cap_radius = cap_radius + self.radius
         self._points, self._values = [], []
-        self.n_input = 0
         self.tree: Optional[cKDTree] = None
         self.values: Optional[np.ndarray] = None
 
     def add(self, lon: np.ndarray, lat: np.ndarray, values: np.ndarray) -> None:
         """Keep the points of one strip (any shape, same for all three) that can reach the target."""
+        self.append(*self.select(lon, lat, values))
+
+    def append(self, points: np.ndarray, values: np.ndarray) -> None:
+        """Add points already selected by :meth:`select`."""
+        if points.shape[0]:
+            self._points.append(points)
+            self._values.append(values)
+
+    def select(self, lon, lat, values) -> Tuple[np.ndarray, np.ndarray]:
+        """(Cartesian points, float64 values) of the strip's points that can reach the target.
+
+        Thread safe (no state changed) so strips can be filtered in parallel.
+        """
         lon = np.asarray(lon, dtype=np.float64).ravel()
         lat = np.asarray(lat, dtype=np.float64).ravel()
         values = np.asarray(values).ravel()
         if not lon.size == lat.size == values.size:
             raise S1S2Error("Longitude, latitude and data arrays differ in size.")
-        self.n_input += lon.size
         valid = _valid_lonlat(lon, lat)
         xyz = lonlat_to_cartesian(lon[valid], lat[valid])
         if math.isfinite(self.cap_radius):
@@ -188,9 +199,7 @@ class SwathIndex:
             kept_values = values[valid][near]
         else:
             kept_values = values[valid]
-        if xyz.shape[0]:
-            self._points.append(xyz)
-            self._values.append(kept_values.astype(np.float64, copy=False))
+        return xyz, kept_values.astype(np.float64, copy=False)
 
     @property
     def n_points(self) -> int:
@@ -242,16 +251,26 @@ def swath_to_grid(lon: np.ndarray, lat: np.ndarray, values: np.ndarray,
     as pyresample's ``resample_nearest(SwathDefinition(lon, lat), values,
     area, radius, fill_value=nan)``. For files use :func:`collocate_swath`.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    lon, lat, values = (np.asarray(a).ravel() for a in (lon, lat, values))
+    if not lon.size == lat.size == values.size:
+        raise S1S2Error("Longitude, latitude and data arrays differ in size.")
     index = SwathIndex(target_grid, radius)
-    index.add(lon, lat, values)
-    index.build(workers=threads)
     grid = target_grid
     out = np.empty((grid.height, grid.width), dtype=np.float64)
     windows = [Window(0, y, grid.width, min(block_rows, grid.height - y))
                for y in range(0, grid.height, block_rows)]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        # Filtering the swath is numpy work that releases the GIL: chunks in parallel,
+        # kept in swath order (the tree, hence tie-breaking, does not depend on threads).
+        step = 1 << 19
+        chunks = list(pool.map(lambda i: index.select(lon[i:i + step], lat[i:i + step],
+                                                      values[i:i + step]),
+                               range(0, lon.size, step)))
+        for points, kept in chunks:
+            index.append(points, kept)
+        index.build(workers=threads)
         for window, block in zip(windows, pool.map(index.sample, windows)):
             out[window.yoff:window.yoff + window.ysize] = block
     return out

@@ -291,6 +291,32 @@ def ndvi_rvi4s1(demo):
               "(vvvh_db_sen1floods11.tif)")
 
 
+@step
+def collocation(demo):
+    """Sen1Floods11 S1 (EPSG:4326) onto a UTM 30N 10 m grid (S2-like), in linear power."""
+    from osgeo import osr
+
+    from s1s2_toolkit.core.raster import Grid
+    from s1s2_toolkit.core.styles import DB_RAMP
+
+    # A target grid like an S2 tile's: UTM 30N, 10 m, inside the chip's footprint.
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32630)
+    target = demo.path("utm30n_10m_grid.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(target, 400, 450, 1, gdal.GDT_Byte,
+                                              ["SPARSE_OK=TRUE"])
+    ds.SetGeoTransform((694510.0, 10.0, 0.0, 4221900.0, 0.0, -10.0))
+    ds.SetProjection(srs.ExportToWkt())
+    ds = None
+    out = demo.run("s1s2:collocate", INPUT=S1_CHIP, BAND=0, TARGET=target, RESAMPLING=1,
+                   LINEAR_UNITS=True, OUTPUT=demo.path("s1_on_utm30n.tif"))["OUTPUT"]
+    demo.quicklook(out, "s1_on_utm30n_vv_db.png", DB_RAMP)
+    same = Grid.of_path(out).geotransform == Grid.of_path(target).geotransform
+    demo.note(f"collocate: Sen1Floods11 VV/VH (EPSG:4326, dB) -> UTM 30N 10 m, bilinear in "
+              f"linear power; output geotransform identical to the target's: {same} "
+              "(s1_on_utm30n.tif)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default=os.path.join(ROOT, "demo-output"))
