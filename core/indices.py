@@ -21,7 +21,7 @@ from .errors import S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .safe_metadata import boa_add_offset_for
 from .streaming import stream
-from .units import from_db
+from .units import from_db, to_db
 from .writer import OutputRaster
 
 LINEAR = "linear"
@@ -155,7 +155,6 @@ def vv_vh_ratio(vv, vh, mode: str = RATIO_DB, input_units: str = LINEAR) -> np.n
         if input_units == DB:
             vv_db, vh_db = _float32(vv), _float32(vh)
         else:
-            from .units import to_db
             vv_db = to_db(_linear(vv, LINEAR)).astype(np.float32, copy=False)
             vh_db = to_db(_linear(vh, LINEAR)).astype(np.float32, copy=False)
         vh_db[vh_db == 0] = np.nan

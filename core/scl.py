@@ -17,7 +17,6 @@ from typing import Iterable, Tuple
 
 import numpy as np
 from osgeo import osr
-from scipy import ndimage
 
 from .errors import S1S2Error
 from .raster import Grid
@@ -101,6 +100,8 @@ def cloud_mask(scl_block: np.ndarray, classes: Iterable[int], buffer_px: int = 0
     buffer_px = int(buffer_px)
     if buffer_px <= 0 or not cloud.any():
         return cloud
+    from scipy import ndimage  # here, not at import: NDVI without SCL starts faster
+
     # Distance of every pixel to the nearest cloud pixel (exact Euclidean, O(n)).
     distance = ndimage.distance_transform_edt(~cloud)
     return distance <= buffer_px
