@@ -177,3 +177,22 @@ def test_angle_mask_exclusive_bounds_and_file(tmp_path):
     keep = (a > 35) & (a < 40)
     np.testing.assert_array_equal(masked[keep], v[keep])
     assert np.isnan(masked[~keep]).all()
+
+
+def test_cancelled_ndvi_leaves_existing_output_untouched(tmp_path):
+    from s1s2_toolkit.core import Cancelled
+
+    s2 = bigearthnet_pairs()[0][0]
+    out = tmp_path / "ndvi.tif"
+    out.write_bytes(b"previous result")
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        indices.ndvi_file(BandSource(patch_band(s2, "B04")), BandSource(patch_band(s2, "B08")),
+                          str(out), block_pixels=32 * 32, cancel=cancel)
+    assert out.read_bytes() == b"previous result"
+    assert sorted(os.listdir(tmp_path)) == ["ndvi.tif"]
