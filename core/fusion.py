@@ -341,7 +341,6 @@ class _Blocks:
 
     def __init__(self, model, s1_band_units, boa_add_offset, quantification, cloud_classes,
                  buffer_px, speckle_filter, has_reference, holdout_cell):
-        self.indices, self.scl = indices, scl_module
         self.model = model
         self.vv_db, self.vh_db = (units == UNITS_DB for units in s1_band_units)
         self.boa_add_offset = boa_add_offset
@@ -353,6 +352,7 @@ class _Blocks:
         self.holdout_cell = holdout_cell
 
     def _s1_linear(self, band: np.ndarray, in_db: bool, window: Window) -> np.ndarray:
+        """Core region of a band in linear power, Refined Lee filtered when asked."""
         linear = np.asarray(band, dtype=np.float64)
         if in_db:
             linear = from_db(linear)
@@ -363,30 +363,40 @@ class _Blocks:
             return np.asarray(speckle.refined_lee_padded(linear), dtype=np.float64)
         return np.asarray(speckle.refined_lee(linear), dtype=np.float64)[rows, cols]
 
-    def prepare(self, red, nir, scl_block, vv, vh, reference, window):
-        """Core-region arrays: S2 NDVI (float32), clear (bool), scl_valid (bool),
-        design columns for the model (and for the reference-free model), and the
-        recipe's S1 NDVI in recipe mode."""
+    def _s1_db(self, band: np.ndarray, in_db: bool, window: Window) -> np.ndarray:
+        """Core region of a band in dB (unfiltered dB input is used as it is)."""
+        if in_db and not self.speckle_filter:
+            rows, cols = window.core
+            return np.asarray(band[rows, cols], dtype=np.float64)
+        return to_db(self._s1_linear(band, in_db, window))
+
+    def optical(self, red, nir, scl_block, window):
+        """Core-region S2 NDVI (float32, = core.indices.ndvi) and the clear, SCL-valid and
+        cloud masks (bool)."""
         rows, cols = window.core
-        ndvi = np.asarray(self.indices.ndvi(red[rows, cols], nir[rows, cols],
-                                            self.boa_add_offset, self.quantification),
-                          dtype=np.float32)
+        ndvi = np.asarray(indices.ndvi(red[rows, cols], nir[rows, cols], self.boa_add_offset,
+                                       self.quantification), dtype=np.float32)
         scl_core = scl_block[rows, cols]
         scl_valid = np.isfinite(scl_core) & (scl_core != 0)
-        cloud = np.asarray(self.scl.cloud_mask(scl_block, self.cloud_classes, self.buffer_px),
+        cloud = np.asarray(scl_module.cloud_mask(scl_block, self.cloud_classes, self.buffer_px),
                            dtype=bool)[rows, cols]
         clear = np.isfinite(ndvi) & scl_valid & ~cloud
-        vv_lin = self._s1_linear(vv, self.vv_db, window)
-        vh_lin = self._s1_linear(vh, self.vh_db, window)
+        return ndvi, clear, scl_valid, cloud
+
+    def columns(self, vv, vh, reference, window):
+        """The model's design columns (float64, core region; recipe mode: 1, toDb(VH),
+        toDb(VV) and their NRPB) and, with a reference, the reference-free S1 columns."""
         if self.model == MODEL_RECIPE:
-            vh_r, vv_r = recipe_to_db(vh_lin), recipe_to_db(vv_lin)
-            columns = [np.ones(vh_r.shape), vh_r, vv_r, nrpb(vh_r, vv_r)]
-            return ndvi, clear, scl_valid, cloud, columns, None
-        s1_columns = predictor_columns(to_db(vv_lin), to_db(vh_lin))
+            vh_r = recipe_to_db(self._s1_linear(vh, self.vh_db, window))
+            vv_r = recipe_to_db(self._s1_linear(vv, self.vv_db, window))
+            return [np.ones(vh_r.shape), vh_r, vv_r, nrpb(vh_r, vv_r)], None
+        s1_columns = predictor_columns(self._s1_db(vv, self.vv_db, window),
+                                       self._s1_db(vh, self.vh_db, window))
         if not self.has_reference:
-            return ndvi, clear, scl_valid, cloud, s1_columns, None
+            return s1_columns, None
+        rows, cols = window.core
         ref = np.asarray(reference, dtype=np.float64)[rows, cols]
-        return ndvi, clear, scl_valid, cloud, s1_columns + [ref], s1_columns
+        return s1_columns + [ref], s1_columns
 
 
 def _valid(columns: Sequence[np.ndarray]) -> np.ndarray:
@@ -516,14 +526,20 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
     # Pass 1: accumulate the normal equations of train / hold-out clear pixels.
     def fit_block(*arrays, window):
         red_b, nir_b, scl_b, vv_b, vh_b, ref_b = unpack(list(arrays))
-        ndvi, clear, scl_valid, cloud, columns, s1_columns = blocks.prepare(
-            red_b, nir_b, scl_b, vv_b, vh_b, ref_b, window)
+        ndvi, clear, scl_valid, cloud = blocks.optical(red_b, nir_b, scl_b, window)
+        counts = int(np.count_nonzero(cloud & scl_valid)), int(np.count_nonzero(scl_valid))
+        if not clear.any():   # nothing to learn here: skip the S1 work (speckle filter)
+            return [], counts
+        columns, s1_columns = blocks.columns(vv_b, vh_b, ref_b, window)
         hold = holdout_mask(window, holdout_cell)
         sums = [_accumulate(columns, ndvi, clear, hold)]
         if s1_columns is not None:
             sums.append(_accumulate(s1_columns, ndvi, clear, hold))
-        return sums, int(np.count_nonzero(cloud & scl_valid)), int(np.count_nonzero(scl_valid))
+        return sums, counts
 
+    # Temporary float64 arrays per block pixel, in units of one float32 input array
+    # (measured with and without Refined Lee), so blocks fit the memory budget.
+    stream_options.setdefault("scratch", 12.0)
     results = scan(fit_block, sources, halo=halo, progress=sub_progress(progress, 0, 45),
                    cancel=cancel, **stream_options)
     n_models = 2 if has_reference and model == MODEL_LOCAL else 1
@@ -531,7 +547,7 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
     train = [NormalEquations(n_cols[i]) for i in range(n_models)]
     hold = [NormalEquations(n_cols[i]) for i in range(n_models)]
     cloudy = with_scl = 0
-    for sums, n_cloud, n_scl in results:
+    for sums, (n_cloud, n_scl) in results:
         for i, (t, h) in enumerate(sums[:n_models]):
             train[i], hold[i] = train[i] + t, hold[i] + h
         cloudy += n_cloud
@@ -558,8 +574,10 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
 
     def fill_block(*arrays, window):
         red_b, nir_b, scl_b, vv_b, vh_b, ref_b = unpack(list(arrays))
-        ndvi, clear, _, _, columns, s1_columns = blocks.prepare(
-            red_b, nir_b, scl_b, vv_b, vh_b, ref_b, window)
+        ndvi, clear, _, _ = blocks.optical(red_b, nir_b, scl_b, window)
+        if clear.all():       # nothing to fill here: skip the S1 work (speckle filter)
+            return ndvi, np.full(ndvi.shape, SOURCE_S2, dtype=np.uint8)
+        columns, s1_columns = blocks.columns(vv_b, vh_b, ref_b, window)
         fill = _predict(model, columns, beta)
         if s1_columns is not None and beta_free is not None:
             missing = ~np.isfinite(fill)

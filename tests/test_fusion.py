@@ -368,3 +368,21 @@ def test_s1_off_the_s2_grid_is_collocated_in_linear_units(tmp_path):
     got = [result.report.coefficients[n] for n in fusion.PREDICTOR_NAMES]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert np.all(source[np.isin(scl, [8, 9, 10])] == 2)
+
+
+def test_cancel_in_either_pass_writes_nothing(tmp_path):
+    from s1s2_toolkit.core.errors import Cancelled
+
+    paths, _ = synthetic_scene(tmp_path)
+    for stop_after, in_fill_pass in ((1, False), (45, True)):  # 30 blocks per pass
+        calls, progress = [], []
+
+        def cancel():
+            calls.append(1)
+            return len(calls) > stop_after
+
+        with pytest.raises(Cancelled):
+            run(paths, tmp_path, "c", block_pixels=20 * 20, cancel=cancel,
+                progress=progress.append)
+        assert (max(progress) > 45) == in_fill_pass
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(("c.", ".c.", "c_"))]

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""NDVI fusion on an N x N scene (default 5490 = a quarter S2 tile): ours vs gdal_calc.py.
+
+Generates B04/B08 (uint16, NoData 0), a 10 m SCL (uint8, cloud blocks of classes 8/9/10)
+and S1 VV/VH (float32, dB) into a temporary folder, then times, interleaved and
+repeated (median reported), each in a fresh process:
+
+* ``gdal_calc.py``: the Sentinel Hub recipe in one numpy expression (S2 NDVI where SCL
+  is not 7-10, else 2.572 - 0.05047*toDb(VH) + ... with toDb = 10*ln(10)*linear): the
+  like-for-like peer, a single per-pixel pass;
+* ``core recipe``: ``core.fusion.fuse_ndvi_files(model="recipe", speckle_filter=False)``,
+  which also evaluates the formula on the spatial hold-out (two passes);
+* ``core local``: the default least-squares model without the speckle filter
+  (two passes: normal equations, then the fill);
+* ``core local + Refined Lee``: the default (Refined Lee on VV and VH in both passes).
+
+Peak memory is the peak RSS of each child process (getrusage(RUSAGE_CHILDREN) in a
+fresh wrapper per run). Also checks that ours and gdal_calc agree in recipe mode.
+
+    .venv/bin/python benchmarks/bench_fusion.py [--size 5490] [--repeats 2] [--keep DIR]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from osgeo import gdal, osr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGINS = os.path.join(ROOT, ".build", "plugins")
+gdal.UseExceptions()
+
+CORE_SNIPPET = """
+import sys
+sys.path.insert(0, {plugins!r})
+from s1s2_toolkit.core import BandSource
+from s1s2_toolkit.core.fusion import fuse_ndvi_files
+r = fuse_ndvi_files(*(BandSource(p) for p in {inputs!r}), {out!r}, {src!r}, s1_units="db",
+                    boa_add_offset=0.0, model={model!r}, speckle_filter={speckle!r})
+print(r.report.fit_n, r.report.fit_rmse, r.report.baseline_rmse, file=sys.stderr)
+"""
+RECIPE = ("numpy.where(numpy.isin(C, [7, 8, 9, 10]), "
+          "2.572 - 0.05047 * (23.02585092994046 * 10 ** (E / 10.0)) "
+          "+ 0.176 * (23.02585092994046 * 10 ** (D / 10.0)) "
+          "+ 3.422 * ((10 ** (E / 10.0) - 10 ** (D / 10.0)) / (10 ** (E / 10.0) + 10 ** (D / 10.0))), "
+          "(B.astype(numpy.float32) - A) / (B.astype(numpy.float32) + A))")
+OUTPUT_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
+                  "PREDICTOR=3", "ZLEVEL=1", "NUM_THREADS=2"]
+
+
+def measure(args):
+    """(seconds, peak RSS MB) of one child process, via a wrapper that reports its child."""
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+               "stderr=subprocess.PIPE, text=True); dt = time.perf_counter() - t; "
+               "sys.exit(p.stderr[-3000:]) if p.returncode else None; "
+               "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
+    proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{args[:3]} failed:\n{proc.stderr}")
+    seconds, peak = proc.stdout.split()
+    return float(seconds), float(peak)
+
+
+def make_scene(folder, size):
+    """B04, B08, SCL (10 m), VV, VH (dB) with NDVI tied to VH; written strip by strip."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    specs = [("B04", gdal.GDT_UInt16), ("B08", gdal.GDT_UInt16), ("SCL", gdal.GDT_Byte),
+             ("VV", gdal.GDT_Float32), ("VH", gdal.GDT_Float32)]
+    datasets, paths = [], []
+    for name, dtype in specs:
+        path = os.path.join(folder, f"{name}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(
+            path, size, size, 1, dtype, ["TILED=YES", "COMPRESS=DEFLATE", "NUM_THREADS=2"])
+        ds.SetGeoTransform((300000.0, 10.0, 0.0, 5300040.0, 0.0, -10.0))
+        ds.SetProjection(srs.ExportToWkt())
+        if name in ("B04", "B08"):
+            ds.GetRasterBand(1).SetNoDataValue(0)
+        datasets.append(ds)
+        paths.append(path)
+    rng = np.random.default_rng(0)
+    x = np.arange(size)[np.newaxis, :]
+    for y0 in range(0, size, 512):
+        y = np.arange(y0, min(y0 + 512, size))[:, np.newaxis]
+        veg = 0.5 + 0.45 * np.sin(x / 310.0) * np.cos(y / 270.0)
+        vh = -22 + 10 * veg + rng.normal(0, 1.5, veg.shape)
+        vv = vh + 6 + rng.normal(0, 1.0, veg.shape)
+        ndvi = np.clip(veg + rng.normal(0, 0.05, veg.shape), -0.5, 0.95)
+        red = 300 + 1500 * (1 - veg) + rng.normal(0, 40, veg.shape)
+        nir = red * (1 + ndvi) / (1 - ndvi)
+        scl = np.where((np.sin(x / 700.0) * np.sin(y / 500.0)) > 0.6,
+                       8 + (x + y) % 3, 4).astype(np.uint8)
+        for ds, band in zip(datasets, (np.clip(red, 1, 65535).astype(np.uint16),
+                                       np.clip(nir, 1, 65535).astype(np.uint16), scl,
+                                       vv.astype(np.float32), vh.astype(np.float32))):
+            ds.GetRasterBand(1).WriteArray(band, 0, y0)
+    for ds in datasets:
+        ds.FlushCache()
+    return paths
+
+
+def compare(ours, peer, nodata=-9999.0):
+    ds_a, ds_b = gdal.Open(ours), gdal.Open(peer)
+    a, b = ds_a.GetRasterBand(1), ds_b.GetRasterBand(1)
+    worst = 0.0
+    for y in range(0, a.YSize, max(1, a.YSize // 16)):
+        ra, rb = a.ReadAsArray(0, y, a.XSize, 1), b.ReadAsArray(0, y, b.XSize, 1)
+        rb = np.where(rb == nodata, np.nan, rb)
+        ok = np.isfinite(ra) & np.isfinite(rb)
+        if ok.any():
+            worst = max(worst, float(np.abs(ra[ok] - rb[ok]).max()))
+    return worst
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=5490)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--keep", help="keep the files in this folder")
+    parser.add_argument("--only", help="run only the runs whose name contains this text "
+                                       "(gdal_calc always runs: it is the peer)")
+    args = parser.parse_args()
+    folder = args.keep or tempfile.mkdtemp(prefix="s1s2_fusion_")
+    os.makedirs(folder, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        inputs = make_scene(folder, args.size)
+        print(f"input: {args.size} x {args.size} B04/B08/SCL/VV/VH written in "
+              f"{time.perf_counter() - t:.1f} s")
+        red, nir, scl, vv, vh = inputs
+        gdal_calc = shutil.which("gdal_calc.py") or shutil.which("gdal_calc")
+        calc_out = os.path.join(folder, "calc.tif")
+        calc = [sys.executable, gdal_calc, "-A", red, "-B", nir, "-C", scl, "-D", vv, "-E", vh,
+                "--type=Float32", "--NoDataValue=-9999", f"--calc={RECIPE}", "--overwrite",
+                "--quiet", f"--outfile={calc_out}"] + [f"--co={o}" for o in OUTPUT_OPTIONS]
+
+        def core(name, model, speckle):
+            out = os.path.join(folder, f"{name}.tif")
+            src = os.path.join(folder, f"{name}_source.tif")
+            return out, lambda: measure([sys.executable, "-c", CORE_SNIPPET.format(
+                plugins=PLUGINS, inputs=inputs, out=out, src=src, model=model,
+                speckle=speckle)])
+
+        recipe_out, recipe_run = core("recipe", "recipe", False)
+        runs = {"gdal_calc.py recipe (1 pass)": lambda: measure(calc),
+                "core recipe (2 passes)": recipe_run,
+                "core local (2 passes)": core("local", "local", False)[1],
+                "core local + Refined Lee (default)": core("local_rl", "local", True)[1]}
+        if args.only:
+            runs = {n: r for n, r in runs.items()
+                    if args.only in n or n.startswith("gdal_calc")}
+        results = {name: [] for name in runs}
+        for repeat in range(args.repeats):
+            for name, run in runs.items():
+                results[name].append(run())
+            print(f"repeat {repeat + 1}: " + ", ".join(
+                f"{n} {r[-1][0]:.1f} s / {r[-1][1]:.0f} MB" for n, r in results.items()))
+
+        def median(name, index):
+            return statistics.median(r[index] for r in results[name])
+
+        print(f"\n{'run (median of %d)' % args.repeats:<40} {'seconds':>8} {'peak RSS MB':>12}")
+        for name in runs:
+            print(f"{name:<40} {median(name, 0):8.2f} {median(name, 1):12.0f}")
+        peer = "gdal_calc.py recipe (1 pass)"
+        for name in list(runs)[1:]:
+            print(f"time ratio {name} / gdal_calc = {median(name, 0) / median(peer, 0):.2f}; "
+                  f"peak {median(name, 1):.0f} MB vs {median(peer, 1):.0f} MB")
+        if "core recipe (2 passes)" in runs:
+            print(f"recipe fill, ours vs gdal_calc: max |diff| "
+                  f"{compare(recipe_out, calc_out):.2e}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
