@@ -12,6 +12,8 @@ packages=()
 /usr/bin/python3 -c "import qgis.core" 2>/dev/null || packages+=(qgis python3-qgis qgis-providers)
 /usr/bin/python3 -c "import scipy, pyproj" 2>/dev/null || packages+=(python3-scipy python3-pyproj)
 /usr/bin/python3 -c "import osgeo.gdal_array" 2>/dev/null || packages+=(python3-gdal)
+# Tests write MET Norway-style NetCDF/CF products with netCDF4.
+/usr/bin/python3 -c "import netCDF4" 2>/dev/null || packages+=(python3-netcdf4)
 /usr/bin/python3 -c "import ensurepip" 2>/dev/null || packages+=(python3-venv)
 command -v gdal_translate >/dev/null || packages+=(gdal-bin)
 command -v zip >/dev/null || packages+=(zip)
