@@ -196,3 +196,18 @@ def test_cancelled_ndvi_leaves_existing_output_untouched(tmp_path):
                           str(out), block_pixels=32 * 32, cancel=cancel)
     assert out.read_bytes() == b"previous result"
     assert sorted(os.listdir(tmp_path)) == ["ndvi.tif"]
+
+
+def test_ndvi_on_lossless_jp2_bands_as_in_a_safe_product(tmp_path):
+    from osgeo import gdal
+
+    s2 = bigearthnet_pairs()[2][0]
+    paths = {}
+    for band in ("B04", "B08"):
+        paths[band] = str(tmp_path / f"T29UPU_20170617T113321_{band}_10m.jp2")
+        gdal.Translate(paths[band], patch_band(s2, band), format="JP2OpenJPEG",
+                       creationOptions=["QUALITY=100", "REVERSIBLE=YES"])
+    got = read(indices.ndvi_file(BandSource(paths["B04"]), BandSource(paths["B08"]),
+                                 str(tmp_path / "ndvi.tif")))
+    np.testing.assert_allclose(got, ndvi64(read(patch_band(s2, "B04")),
+                                           read(patch_band(s2, "B08"))), atol=1e-6)
