@@ -53,9 +53,9 @@ REFINED_LEE_HALO = 3
 REFINED_LEE_SIZE = 7
 # Scratch memory of refined_lee per block pixel, in float32-array units (for
 # stream()'s block sizing): the float64 copy, masks and output of the block
-# (the heavy temporaries are per _TILE tile).
+# (the heavy temporaries are per tile, see _TILE_ROWS).
 _REFINED_LEE_SCRATCH = 6.0
-_TILE = 256  # refined_lee works on tiles of this size: its ~30 temporaries stay in cache
+_TILE_ROWS, _TILE_COLS = 128, 128  # refined_lee's tiles: its ~30 temporaries stay in cache
 
 LINEAR = "linear"
 DB = "db"
@@ -75,10 +75,10 @@ def _pad_nan(array, halo):
 
 
 def _vsum(a, k, rows):
-    """sum_{t<k} a[t:t+rows]: vertical k-sums, same operation order for every pixel."""
-    acc = a[0:rows] + a[1:rows + 1]
+    """sum_{t<k} a[..., t:t+rows, :]: vertical k-sums, same operation order for every pixel."""
+    acc = a[..., 0:rows, :] + a[..., 1:rows + 1, :]
     for t in range(2, k):
-        acc += a[t:t + rows]
+        acc += a[..., t:t + rows, :]
     return acc
 
 
@@ -128,9 +128,9 @@ def refined_lee_padded(padded):
     if complete.any():
         # Cache-sized tiles (each with its own 3-pixel halo): every statistic is
         # a translation-invariant shifted sum, so tiling does not change a bit.
-        for y0 in range(0, h, _TILE):
-            for x0 in range(0, w, _TILE):
-                th, tw = min(_TILE, h - y0), min(_TILE, w - x0)
+        for y0 in range(0, h, _TILE_ROWS):
+            for x0 in range(0, w, _TILE_COLS):
+                th, tw = min(_TILE_ROWS, h - y0), min(_TILE_COLS, w - x0)
                 tile_complete = complete[y0:y0 + th, x0:x0 + tw]
                 if not tile_complete.any():
                     continue
@@ -147,18 +147,18 @@ def refined_lee_padded(padded):
 
 
 def _run_sums(x):
-    """Yield (k, h_k) with h_k[r, c] = sum_{t<k} x[r, c+t], k = 1..7."""
+    """Yield (k, h_k) with h_k[..., r, c] = sum_{t<k} x[..., r, c+t], k = 1..7."""
     h = x
     yield 1, h
     for k in range(2, 8):
-        h = h[:, :-1] + x[:, k - 1:]
+        h = h[..., :-1] + x[..., k - 1:]
         yield k, h
 
 
 def _selected_window_sum(x, h, w, selectors, want_b3=False):
     """Per pixel, the sum of ``x`` over its selected 28-pixel directional window.
 
-    ``x`` is a (h+6, w+6) array; ``selectors[k]`` is a 0/1 (h, w) array (of
+    ``x`` is a (..., h+6, w+6) array (e.g. x and x^2 stacked); ``selectors[k]`` is a 0/1 (h, w) array (of
     x's type) marking the pixels whose window is k, in this order (local (y, x), 0..6):
     0 left half (x <= 3), 1 upper-right triangle (x >= y), 2 top half
     (y <= 3), 3 upper-left triangle (x + y <= 6), 4 right half (x >= 3),
@@ -177,7 +177,7 @@ def _selected_window_sum(x, h, w, selectors, want_b3=False):
         # y = 7-k start at x = 0.
         y_low, y_up, x_shift = k - 1, 7 - k, 7 - k
         parts = ((y_low, 0), (y_low, x_shift), (y_up, x_shift), (y_up, 0))
-        views = [hk[y0:y0 + h, x0:x0 + w] for y0, x0 in parts]
+        views = [hk[..., y0:y0 + h, x0:x0 + w] for y0, x0 in parts]
         if k == 1:
             ll, lr, ur, ul = views
         elif k == 2:
@@ -193,10 +193,19 @@ def _selected_window_sum(x, h, w, selectors, want_b3=False):
             h4 = hk
         elif k == 7:
             h7 = hk
-    b74 = _vsum(h4, 7, h)            # 7 rows x 4 cols, shape (h, w+3)
-    b47 = _vsum(h7, 4, h + 3)        # 4 rows x 7 cols, shape (h+3, w)
+    # 7 rows x 4 cols, shape (..., h, w+3), and 4 rows x 7 cols, shape (..., h+3, w),
+    # by doubling: v2 = a[0] + a[1], v4 = v2[0] + v2[2], v7 = (v4[0] + v2[4]) + a[6]
+    v2 = h4[..., 0:h + 5, :] + h4[..., 1:h + 6, :]
+    b74 = v2[..., 0:h, :] + v2[..., 2:h + 2, :]
+    b74 += v2[..., 4:h + 4, :]
+    b74 += h4[..., 6:h + 6, :]
+    del v2
+    v2 = h7[..., 0:h + 5, :] + h7[..., 1:h + 6, :]
+    b47 = v2[..., 0:h + 3, :] + v2[..., 2:h + 5, :]
+    del v2
     b3 = _vsum(h3, 3, h + 4) if want_b3 else None  # 3 x 3, shape (h+4, w+4)
-    windows = (b74[:, 0:w], ur, b47[0:h], ul, b74[:, 3:3 + w], ll, b47[3:3 + h], lr)
+    windows = (b74[..., 0:w], ur, b47[..., 0:h, :], ul, b74[..., 3:3 + w], ll,
+               b47[..., 3:3 + h, :], lr)
     total = np.multiply(windows[0], selectors[0])
     term = np.empty_like(total)
     for window, selector in zip(windows[1:], selectors[1:]):
@@ -271,12 +280,16 @@ def _window_choice(b3, h, w):
 
 def _refined_lee_complete(x, h, w, centre):
     """Refined Lee for every pixel as if its 7x7 window were complete (float64)."""
-    # The 3x3 box sums come first (they decide the windows), then the window sums.
+    # The 3x3 box sums come first (they decide the windows), then the window sums
+    # of x and x^2 (stacked: one pass of numpy calls for both).
     b3 = _vsum(x[:, 0:w + 4] + x[:, 1:w + 5] + x[:, 2:w + 6], 3, h + 4)
     selectors = _window_choice(b3, h, w)
-    s, _ = _selected_window_sum(x, h, w, selectors)
-    q, b3q = _selected_window_sum(x * x, h, w, selectors, want_b3=True)
-    del selectors
+    stacked = np.empty((2,) + x.shape)
+    stacked[0] = x
+    np.multiply(x, x, out=stacked[1])
+    (s, q), b3_both = _selected_window_sum(stacked, h, w, selectors, want_b3=True)
+    b3q = b3_both[1]
+    del selectors, stacked
     sigma2 = _noise_sigma2(b3, b3q, h, w)
     del b3, b3q
     mean_y = s / 28.0
