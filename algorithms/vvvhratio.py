@@ -1,4 +1,4 @@
-"""s1s2:vvvhratio - VV/VH polarisation ratio (linear, dB, or the Earth Engine ratio of dB values)."""
+"""s1s2:vvvhratio - VV/VH polarisation ratio (linear, dB, or the Earth Engine ratio of dB)."""
 from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
 
 from ..core.indices import (

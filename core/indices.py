@@ -206,7 +206,8 @@ def _describe(source: BandSource) -> str:
 
 
 def resolve_boa_add_offset(sources: Sequence[BandSource], boa_add_offset: Optional[float]) -> float:
-    """The offset to use: the given one, else the product metadata's (equal for all inputs), else 0."""
+    """The offset to use: the given one, else the product metadata's (equal for all
+    inputs), else 0."""
     if boa_add_offset is not None:
         return float(boa_add_offset)
     found = {}
@@ -329,7 +330,7 @@ def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str
 def angle_mask_file(source: BandSource, angle: BandSource, output_path: str,
                     min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
                     progress=None, cancel=None, **stream_options) -> str:
-    """Copy one band of ``source`` where min_angle < angle < max_angle (degrees), NoData elsewhere."""
+    """One band of ``source`` where min_angle < angle < max_angle (degrees), NoData elsewhere."""
     if not min_angle < max_angle:
         raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
     dataset, band = open_band(source)

@@ -160,4 +160,5 @@ def grey_ramp(name: str, path: str):
 def count_ramp(n_dates: int):
     """The valid-count style: 0 .. n_dates through COUNT_COLOURS."""
     values = np.linspace(0, max(n_dates, 1), len(COUNT_COLOURS))
-    return Ramp("valid_count", tuple((float(v), c, f"{v:g}") for v, c in zip(values, COUNT_COLOURS)))
+    stops = tuple((float(v), c, f"{v:g}") for v, c in zip(values, COUNT_COLOURS))
+    return Ramp("valid_count", stops)
