@@ -319,7 +319,7 @@ def acquisition_time(path: str) -> Optional[_dt.datetime]:
         return product_times(path)[0]
     try:
         dataset = gdal.Open(path)
-        meta = dataset.GetMetadata() or {} if dataset is not None else {}
+        meta = (dataset.GetMetadata() or {}) if dataset is not None else {}
     except RuntimeError:
         meta = {}
     for key in _TIME_METADATA:

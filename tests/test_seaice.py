@@ -235,3 +235,47 @@ def test_bad_parameters(tmp_path):
     ds = None
     with pytest.raises(S1S2Error, match="no georeferencing"):
         sea_ice(nogeo, BandSource(b03), str(tmp_path / "a.tif"), str(tmp_path / "b.tif"))
+
+
+def _as_hv_product(safe):
+    """Relabel the VH image of a built product as HV (file names and <polarisation>)."""
+    for folder, _, files in os.walk(safe):
+        for name in files:
+            if "-vh-" not in name:
+                continue
+            path = os.path.join(folder, name)
+            if name.endswith(".xml"):
+                with open(path, "rb") as handle:
+                    data = handle.read().replace(b"<polarisation>VH<", b"<polarisation>HV<")
+                with open(path, "wb") as handle:
+                    handle.write(data)
+            os.rename(path, os.path.join(folder, name.replace("-vh-", "-hv-")))
+    return safe
+
+
+def test_safe_product_calibrated_on_the_fly_equals_two_steps(tmp_path):
+    """S1 given as a SAFE product == calibrate (HV sigma0, floor) then seaice on the result;
+    the GCP-georeferenced radar-geometry image is collocated onto an EPSG:4326 S2 grid."""
+    from test_calibration_product import build_product
+
+    from s1s2_toolkit.core.calibration import calibrate
+    from s1s2_toolkit.core.raster import BandSource
+    from s1s2_toolkit.core.seaice import sea_ice
+
+    safe = _as_hv_product(build_product(str(tmp_path / "p"), scale=10, polarisations=("VH",)))
+    green = write(str(tmp_path / "b03.tif"), np.full((150, 200), 1000, np.uint16),
+                  geotransform=(33.3, 0.002, 0.0, -18.0, 0.0, -0.002), epsg=4326,
+                  dtype="uint16")
+    a1, a2 = str(tmp_path / "a1.tif"), str(tmp_path / "a2.tif")
+    on_the_fly = sea_ice(safe, BandSource(green), a1, a2, s1_threshold_db=-25.0)
+    sigma0 = calibrate(safe, "HV", str(tmp_path / "hv.tif"), negative="floor")
+    b1, b2 = str(tmp_path / "b1.tif"), str(tmp_path / "b2.tif")
+    two_steps = sea_ice(sigma0, BandSource(green), b1, b2, s1_threshold_db=-25.0)
+    m1 = read(a1)
+    np.testing.assert_array_equal(m1, read(b1))
+    assert np.isfinite(m1).mean() > 0.99  # the S2 grid lies inside the swath
+    assert 0.05 < on_the_fly["S1_ICE_CONCENTRATION"] < 0.95
+    for key in ("S1_ICE_CONCENTRATION", "S1_FEATURES", "AGREEMENT"):
+        assert on_the_fly[key] == two_steps[key]
+    assert on_the_fly["S2_ICE_CONCENTRATION"] == 0.0  # B03 1000 everywhere: open water
+    assert on_the_fly["TIME_DIFFERENCE_HOURS"] is None  # no time for b03.tif
