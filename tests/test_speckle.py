@@ -411,3 +411,29 @@ def test_file_functions_db_input_and_metadata(s1_linear, tmp_path):
         speckle.refined_lee_file(BandSource(path), str(tmp_path / "x.tif"), input_units="amp")
     with pytest.raises(S1S2Error, match="odd"):
         speckle.lee_file(BandSource(path), str(tmp_path / "y.tif"), window=6)
+
+
+def test_cancelled_run_writes_nothing_and_keeps_existing_output(s1_linear, tmp_path):
+    from s1s2_toolkit.core import Cancelled
+
+    path, _ = s1_linear
+    out = tmp_path / "rl.tif"
+    out.write_bytes(b"previous result")
+    with pytest.raises(Cancelled):
+        speckle.refined_lee_file(BandSource(path), str(out), cancel=lambda: True)
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rl.tif"]
+
+
+def test_focal_median_refuses_polar_geographic_raster():
+    from osgeo import osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    polar = Grid(srs.ExportToWkt(), (10.0, 0.001, 0.0, 88.5, 0.0, -0.001), 100, 100)
+    with pytest.raises(S1S2Error, match="latitude"):
+        speckle.radius_footprint(100.0, polar)
+    fp = speckle.radius_footprint(100.0, Grid(srs.ExportToWkt(),
+                                              (10.0, 0.0001, 0.0, 60.0, 0.0, -0.0001), 100, 100))
+    # at 60 N a 0.0001 degree pixel is 5.58 m wide (17.9 px in 100 m) and 11.13 m tall
+    # (8.98 px): an ellipse of 2*17+1 columns and 2*8+1 rows
+    assert fp.shape == (17, 35)
