@@ -279,3 +279,22 @@ def test_safe_product_calibrated_on_the_fly_equals_two_steps(tmp_path):
         assert on_the_fly[key] == two_steps[key]
     assert on_the_fly["S2_ICE_CONCENTRATION"] == 0.0  # B03 1000 everywhere: open water
     assert on_the_fly["TIME_DIFFERENCE_HOURS"] is None  # no time for b03.tif
+
+
+def test_cancel_and_all_nodata(tmp_path):
+    from s1s2_toolkit.core.errors import Cancelled
+    from s1s2_toolkit.core.raster import BandSource
+    from s1s2_toolkit.core.seaice import sea_ice
+
+    hv, b03, _, _ = synthetic_ice_scene(tmp_path)
+    out1, out2 = str(tmp_path / "c1.tif"), str(tmp_path / "c2.tif")
+    with pytest.raises(Cancelled):
+        sea_ice(hv, BandSource(b03), out1, out2, cancel=lambda: True)
+    left = [n for n in os.listdir(tmp_path) if n.startswith((".", "c1", "c2"))]
+    assert left == []  # no output, no partial file, no work folder
+    empty = write(str(tmp_path / "empty_b03.tif"), np.zeros((160, 200), np.uint16),
+                  dtype="uint16")
+    numbers = sea_ice(hv, BandSource(empty, 1, "B03", zero_is_nodata=True), out1, out2)
+    assert numbers["S2_ICE_CONCENTRATION"] is None and numbers["AGREEMENT"] is None
+    assert numbers["S2_FEATURES"] == 0 and (read(out2) != read(out2)).all()  # all NoData
+    assert numbers["S1_ICE_CONCENTRATION"] is not None
