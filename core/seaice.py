@@ -420,7 +420,8 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
     if os.path.abspath(output_s1) == os.path.abspath(output_s2):
         raise S1S2Error("OUTPUT_S1_ICE and OUTPUT_S2_ICE must be different files.")
     if block_pixels is None:
-        block_pixels = int(min(DEFAULT_BLOCK_PIXELS, memory_mb * 2 ** 20 / 48))
+        # about 40 bytes of scratch per pixel (median filter, labels) in each of ~3 blocks in flight
+        block_pixels = int(min(DEFAULT_BLOCK_PIXELS, memory_mb * 2 ** 20 / 128))
     grid = common_grid([s2_green])
     workdir = tempfile.mkdtemp(prefix=".s1s2_seaice_",
                                dir=os.path.dirname(os.path.abspath(output_s1)))
