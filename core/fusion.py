@@ -36,7 +36,9 @@ Models:
   ColorMapVisualizer only saturates the colours); a pixel is filled when
   ``SCL in [7, 8, 9, 10]``. Evaluated on the same hold-out, so its RMSE is
   reported too. Kept to reproduce that script's output, not for use: with a
-  correct dB the A3 coefficients give NDVI of 2 to 3.
+  correct dB the A3 coefficients give NDVI of 2 to 3. Differences on purpose (all
+  modes): S2 NoData is filled from S1 too, and NoData gives NoData (the script has
+  no NoData handling).
 * ``custom``: user coefficients ``c0, c_VH, c_VV, c_NRPB[, c_REFERENCE]`` on
   the correct-dB predictors, evaluated on the hold-out like the recipe.
 
