@@ -386,3 +386,21 @@ def test_cancel_in_either_pass_writes_nothing(tmp_path):
                 progress=progress.append)
         assert (max(progress) > 45) == in_fill_pass
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(("c.", ".c.", "c_"))]
+
+
+def test_scl_no_data_means_not_clear(tmp_path):
+    paths, scl = synthetic_scene(tmp_path, s1_nodata_block=False)
+    marked = scl.copy()
+    marked[80:90, 0:10] = 0      # SCL class 0 "no data"
+    marked[90:96, 0:10] = 255    # declared NoData of the SCL file
+    paths["scl"] = write(str(tmp_path / "scl_nodata.tif"), marked, GT, 32633, nodata=255)
+    result, fused, source = run(paths, tmp_path)
+    assert np.all(source[80:96, 0:10] == 2) and np.all(np.isfinite(fused[80:96, 0:10]))
+    # ... and they are neither cloud nor clear in the statistics.
+    x, y, clear = clear_pixel_arrays(paths, scl)
+    clear[80:96, 0:10] = False
+    assert result.report.fit_n == int(clear.sum())
+    valid_scl = np.ones(scl.shape, bool)
+    valid_scl[80:96, 0:10] = False
+    cloudy = np.isin(scl, [8, 9, 10]) & valid_scl
+    assert result.cloud_fraction == pytest.approx(cloudy.sum() / valid_scl.sum())
