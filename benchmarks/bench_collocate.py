@@ -64,7 +64,7 @@ collocate_to_grid({src!r}, grid, {out!r}, resampling="bilinear", linear_units={l
 
 
 def run_child(args):
-    """(seconds, peak RSS MB) of one fresh child process.
+    """(seconds, peak RSS MB, CPU seconds of the whole process) of one fresh child process.
 
     Seconds: the resampling time the child reports ("TIME s", same set-up excluded for both
     tools), else the wall time including start-up (command-line tools)."""
@@ -72,11 +72,11 @@ def run_child(args):
                "p=subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True); "
                "w=time.perf_counter()-t; "
                "r=[l for l in p.stdout.splitlines() if l.startswith('TIME')]; "
-               "print(r[-1] if r else 'TIME %f' % w, "
-               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
+               "u=resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(r[-1] if r else 'TIME %f' % w, u.ru_maxrss / 1024.0, u.ru_utime + u.ru_stime)")
     out = subprocess.run([sys.executable, "-c", wrapper, *args], check=True, capture_output=True,
                          text=True).stdout.split()
-    return float(out[1]), float(out[2])
+    return float(out[1]), float(out[2]), float(out[3])
 
 
 def report(name, ours, peer, peer_name):
@@ -85,8 +85,10 @@ def report(name, ours, peer, peer_name):
     print(f"{name}: ours {t_ours:.2f} s (peak {m_ours:.0f} MB) | {peer_name} {t_peer:.2f} s "
           f"(peak {m_peer:.0f} MB) | {peer_name}/ours time ratio {t_peer / t_ours:.2f}, "
           f"ours/{peer_name} {t_ours / t_peer:.2f}")
-    print(f"  runs ours {[round(o[0], 2) for o in ours]} {peer_name} {[round(p[0], 2) for p in peer]}",
-          flush=True)
+    c_ours, c_peer = statistics.median(o[2] for o in ours), statistics.median(p[2] for p in peer)
+    print(f"  runs ours {[round(o[0], 2) for o in ours]} {peer_name} {[round(p[0], 2) for p in peer]}; "
+          f"CPU seconds of the whole process (user+sys, median): ours {c_ours:.1f}, "
+          f"{peer_name} {c_peer:.1f}", flush=True)
 
 
 def bench_swath(tmp, n, repeats):

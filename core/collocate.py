@@ -431,6 +431,11 @@ def _warped_vrt(prepared: _Prepared, grid: Grid, resampling: str, transformer: d
                  f"<DstGeoTransform>{gt_text}</DstGeoTransform>", xml)
     xml = re.sub(r"<DstInvGeoTransform>[^<]*</DstInvGeoTransform>",
                  f"<DstInvGeoTransform>{inv_text}</DstInvGeoTransform>", xml)
+    # Warp strips as wide as the streaming layer reads them (256-row multiples): fewer,
+    # larger warp chunks keep the warper's threads busy.
+    xml = re.sub(r"<BlockXSize>\d+</BlockXSize>",
+                 f"<BlockXSize>{min(grid.width, 4096)}</BlockXSize>", xml, count=1)
+    xml = re.sub(r"<BlockYSize>\d+</BlockYSize>", "<BlockYSize>256</BlockYSize>", xml, count=1)
     gdal.FileFromMemBuffer(path, xml.encode("utf-8"))
     dataset = gdal.Open(path, gdal.GA_Update)
     for i, name in enumerate(names, start=1):

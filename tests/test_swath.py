@@ -203,6 +203,8 @@ def test_bad_variables_are_clear_errors(swath, tmp_path):
     with pytest.raises(S1S2Error, match="longitude|lon"):
         collocate_swath(nc, "sigmaNought_HV", grid, str(tmp_path / "o.tif"),
                         lon_variable="longitude", lat_variable="latitude")
+    with pytest.raises(S1S2Error, match="VARIABLE.*sigmaNought_HV"):
+        collocate_swath(nc, "", grid, str(tmp_path / "o.tif"))
     with pytest.raises(S1S2Error, match="RADIUS"):
         swath_to_grid(lon, lat, values, grid, radius=0.0)
     assert not os.path.exists(str(tmp_path / "o.tif"))
