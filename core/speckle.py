@@ -55,6 +55,7 @@ REFINED_LEE_SIZE = 7
 # stream()'s block sizing): the float64 copy, masks and output of the block
 # (the heavy temporaries are per tile, see _TILE_ROWS).
 _REFINED_LEE_SCRATCH = 6.0
+_GATHER_CHUNK = 32768  # pixels per gathered plain-Lee batch (about 13 MB of windows)
 _TILE_ROWS, _TILE_COLS = 128, 128  # refined_lee's tiles: its ~30 temporaries stay in cache
 
 LINEAR = "linear"
@@ -141,8 +142,9 @@ def refined_lee_padded(padded):
     partial = centre_valid & ~complete
     if partial.any():
         rows, cols = np.nonzero(partial)
-        out[rows, cols] = _local_lee_windows(padded, rows, cols, REFINED_LEE_SIZE,
-                                             sigma2=None)
+        for start in range(0, rows.size, _GATHER_CHUNK):   # bounded memory: 49 values each
+            r, c = rows[start:start + _GATHER_CHUNK], cols[start:start + _GATHER_CHUNK]
+            out[r, c] = _local_lee_windows(padded, r, c, REFINED_LEE_SIZE, sigma2=None)
     return out
 
 

@@ -437,3 +437,14 @@ def test_focal_median_refuses_polar_geographic_raster():
     # at 60 N a 0.0001 degree pixel is 5.58 m wide (17.9 px in 100 m) and 11.13 m tall
     # (8.98 px): an ellipse of 2*17+1 columns and 2*8+1 rows
     assert fp.shape == (17, 35)
+
+
+def test_plain_lee_pixels_are_batched_without_changing_results(monkeypatch):
+    rng = np.random.default_rng(11)
+    image = speckled(np.full((40, 40), 0.1), seed=11)
+    image[rng.random(image.shape) < 0.05] = np.nan     # scattered NoData: many plain-Lee pixels
+    expected = speckle.refined_lee(image)
+    monkeypatch.setattr(speckle, "_GATHER_CHUNK", 7)
+    np.testing.assert_array_equal(speckle.refined_lee(image), expected)
+    assert_matches_reference(expected, image, pixels=[(i, j) for i in range(0, 40, 3)
+                                                      for j in range(0, 40, 3)])
