@@ -15,7 +15,8 @@ class LeeFilter(SpeckleFilterAlgorithm):
     HELP = (
         "Classic Lee minimum mean square error (MMSE) speckle filter for multiplicative noise "
         "(J.-S. Lee 1980, 'Digital image enhancement and noise filtering by use of local "
-        "statistics', IEEE TPAMI 2(2); the same estimator as ESA SNAP's Lee filter).\n\n"
+        "statistics', IEEE TPAMI 2(2)), in the same MMSE form as the local-statistics (plain "
+        "Lee) part of s1s2:refinedlee and ESA SNAP's RefinedLee.\n\n"
         "Over the valid pixels of the WINDOW x WINDOW square (odd, default 7) of linear "
         "intensity: local mean meanY and sample variance varY; speckle noise variance "
         "sigmaV^2 = 1/LOOKS (LOOKS = equivalent number of looks, ENL: about 4.4 for "
