@@ -501,17 +501,24 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
         _check_overlap(prepared, grid, _transformer_list(prepared.kind, transformer),
                        sources[0].name)
         if db:
-            vrt = _warped_vrt(prepared, grid, resampling, transformer, memory_mb, threads,
-                              names, "linear power")
+            # One warped VRT per band: the streaming reader opens each band on its own, and
+            # a multi-band warped VRT would warp every band once per opened band.
+            per_band = [_Prepared([s], True) for s in sources]
+            vrts = []
             try:
+                for one, name in zip(per_band, names):
+                    vrts.append(_warped_vrt(one, grid, resampling, transformer, memory_mb,
+                                            threads, [name], "linear power"))
                 output = OutputRaster(output_path, bands=names, units="dB", metadata=metadata)
                 return stream(lambda *planes: _stack_db(planes),
-                              [BandSource(vrt, i, sources[0].name)
-                               for i in range(1, len(names) + 1)],
+                              [BandSource(vrt, 1, sources[0].name) for vrt in vrts],
                               [output], grid=grid, memory_mb=memory_mb, threads=threads,
                               progress=progress, cancel=cancel, scratch=1.0)[0]
             finally:
-                gdal.Unlink(vrt)
+                for vrt in vrts:
+                    gdal.Unlink(vrt)
+                for one in per_band:
+                    one.close()
         unit = dataset.GetRasterBand(sources[0].band).GetUnitType() or ""
         output = OutputRaster(output_path, bands=names, units=unit, metadata=metadata)
         return _warp_to_file(prepared, grid, output, resampling, transformer, memory_mb,

@@ -75,7 +75,9 @@ def test_bilinear_matches_an_independent_bilinear_in_linear_power(tmp_path):
     out = collocate_to_grid(S1_PATCH, target, str(tmp_path / "bilinear.tif"),
                             resampling="bilinear", linear_units=True)
     assert_on_grid(out, target)
-    assert gdal.Open(out).GetRasterBand(1).GetUnitType() == "dB"
+    out_ds = gdal.Open(out)  # keep the dataset alive while its band is used
+    assert out_ds.GetRasterBand(1).GetUnitType() == "dB"
+    out_ds = None
     src = gdal.Open(S1_PATCH)
     sgt = src.GetGeoTransform()
     linear = 10 ** (read(S1_PATCH) / 10)
@@ -167,7 +169,8 @@ def test_nodata_values_and_zero_are_honoured(tmp_path):
     np.testing.assert_allclose(valid, 0.2, rtol=1e-6)  # NoData never blended into values
     assert np.isnan(got[12:18, 9:18]).all() and np.isnan(got[42:48, 39:48]).all()
     assert np.isnan(got[:, -1]).all()  # beyond the source: NaN
-    assert gdal.Open(out).GetRasterBand(1).GetNoDataValue() is not None
+    out_ds = gdal.Open(out)
+    assert out_ds.GetRasterBand(1).GetNoDataValue() is not None
 
 
 def test_categorical_raster_forced_to_nearest_with_warning(tmp_path):
