@@ -97,12 +97,17 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
 
     # -- parameters -------------------------------------------------------------------
     def add_band_input(self, layer_id, band_id, description, default_band=1, optional=False):
-        """A raster layer parameter plus a band parameter bound to it."""
+        """A raster layer parameter plus a band parameter bound to it.
+
+        The band parameter is flagged optional so that an unset band means its
+        default: QGIS 3.22's qgis_process does not apply a band parameter's
+        default and would otherwise refuse to run without an explicit band.
+        """
         self.addParameter(QgsProcessingParameterRasterLayer(
             layer_id, self.tr(description), optional=optional))
         self.addParameter(QgsProcessingParameterBand(
             band_id, self.tr(f"{description}: band"), defaultValue=default_band,
-            parentLayerParameterName=layer_id, optional=optional))
+            parentLayerParameterName=layer_id, optional=True))
 
     def add_raster_output(self, output_id, description):
         self.addParameter(QgsProcessingParameterRasterDestination(output_id, self.tr(description)))
@@ -120,8 +125,11 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 f"{layer_id}: '{layer.name()}' is a {layer.providerType()} layer; "
                 "only file-based (GDAL) rasters are supported. Save it as a GeoTIFF first."))
         band = 1
-        if band_id is not None and parameters.get(band_id) is not None:
-            band = self.parameterAsInt(parameters, band_id, context) or 1
+        if band_id is not None:
+            default = self.parameterDefinition(band_id).defaultValue()
+            band = int(default) if default else 1
+            if parameters.get(band_id) not in (None, ""):
+                band = self.parameterAsInt(parameters, band_id, context) or band
         if band > layer.bandCount():
             raise QgsProcessingException(self.tr(
                 f"{band_id}: band {band} requested but '{layer.name()}' has "

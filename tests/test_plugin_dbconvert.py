@@ -101,3 +101,10 @@ def test_missing_band_is_a_clear_processing_error(s1s2_provider, linear_raster, 
         processing.run("s1s2:dbconvert", {"INPUT": path, "BAND": 3, "DIRECTION": 0,
                                           "OUTPUT": str(tmp_path / "x.tif")})
     assert not os.path.exists(str(tmp_path / "x.tif"))
+
+
+def test_qgis_process_uses_the_default_band_when_unset(qgis_process, tmp_path):
+    """QGIS 3.22's qgis_process ignores a band parameter's default; the base applies it."""
+    out = str(tmp_path / "vh_default_band.tif")
+    qgis_process.run("s1s2:dbconvert", INPUT=S1_CHIP, DIRECTION=1, OUTPUT=out)
+    np.testing.assert_allclose(read(out), 10 ** (read(S1_CHIP, 1) / 10), rtol=1e-5)
