@@ -22,6 +22,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, S1S2Error
 from ..core.raster import BandSource
+from ..core.scl import parse_classes
 from ..core.styles import qml_for
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
@@ -135,6 +136,30 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 f"{band_id}: band {band} requested but '{layer.name()}' has "
                 f"{layer.bandCount()} band(s)."))
         return BandSource(gdal_path(layer.source()), band, label or layer_id, **options)
+
+    @staticmethod
+    def optional_number(parameters, name):
+        """The value of an optional number parameter, or None when it is unset.
+
+        An unset optional number means "decide from the data" (e.g. BOA_ADD_OFFSET
+        read from the product), which parameterAsDouble cannot tell from 0.
+        """
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if hasattr(value, "isNull") and value.isNull():  # a NULL QVariant
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise QgsProcessingException(f"{name}: {value!r} is not a number.") from None
+
+    def cloud_classes(self, parameters, context, name):
+        """SCL classes of a comma-separated text parameter; bad text -> QgsProcessingException."""
+        try:
+            return tuple(parse_classes(self.parameterAsString(parameters, name, context)))
+        except S1S2Error as exc:
+            raise QgsProcessingException(str(exc)) from None
 
     def output_path(self, parameters, context, output_id):
         path = self.parameterAsOutputLayer(parameters, output_id, context)

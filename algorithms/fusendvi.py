@@ -11,23 +11,8 @@ from qgis.core import (
 )
 
 from ..core import fusion
-from ..core.errors import S1S2Error
-from ..core.scl import parse_classes
 from ..core.styles import FUSION_SOURCE_PALETTE, NDVI_RAMP
 from .base import S1S2Algorithm
-
-
-def _optional_number(parameters, name):
-    """The value of an optional number parameter, or None when it is unset."""
-    value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if hasattr(value, "isNull") and value.isNull():  # a NULL QVariant
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise QgsProcessingException(f"{name}: {value!r} is not a number.") from None
 
 
 def _parse_numbers(text, name):
@@ -170,17 +155,13 @@ class FuseNdvi(S1S2Algorithm):
             coefficients = _parse_numbers(
                 self.parameterAsString(parameters, self.COEFFICIENTS, context) or "",
                 self.COEFFICIENTS)
-        try:
-            classes = list(parse_classes(
-                self.parameterAsString(parameters, self.CLOUD_CLASSES, context)))
-        except S1S2Error as exc:
-            raise QgsProcessingException(str(exc)) from None
+        classes = list(self.cloud_classes(parameters, context, self.CLOUD_CLASSES))
         output = self.output_path(parameters, context, self.OUTPUT)
         source_output = self.output_path(parameters, context, self.OUTPUT_SOURCE)
         result = self.run_core(
             feedback, fusion.fuse_ndvi_files, red, nir, scl, vv, vh, output, source_output,
             reference=reference, s1_units=units,
-            boa_add_offset=_optional_number(parameters, self.BOA_ADD_OFFSET),
+            boa_add_offset=self.optional_number(parameters, self.BOA_ADD_OFFSET),
             cloud_classes=classes,
             cloud_buffer_m=self.parameterAsDouble(parameters, self.CLOUD_BUFFER, context),
             speckle_filter=speckle, model=model, coefficients=coefficients,

@@ -1,28 +1,13 @@
 """s1s2:ndvi - NDVI from Sentinel-2 B04/B08 with an optional SCL cloud mask."""
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from ..core.errors import S1S2Error
 from ..core.indices import DEFAULT_QUANTIFICATION, ndvi_file, resolve_boa_add_offset
-from ..core.scl import DEFAULT_CLOUD_CLASSES, parse_classes
+from ..core.scl import DEFAULT_CLOUD_CLASSES
 from ..core.styles import NDVI_RAMP
 from .base import S1S2Algorithm
-
-
-def optional_number(parameters, name):
-    """The raw value of an optional number parameter, or None when it is unset."""
-    value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if hasattr(value, "isNull") and value.isNull():  # a NULL QVariant
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise QgsProcessingException(f"{name}: {value!r} is not a number.") from None
 
 
 def _resolved_offset(sources, progress=None, cancel=None):
@@ -94,13 +79,9 @@ class Ndvi(S1S2Algorithm):
         red = self.band_source(parameters, context, self.RED, self.RED_BAND)
         nir = self.band_source(parameters, context, self.NIR, self.NIR_BAND)
         scl = self.band_source(parameters, context, self.SCL, self.SCL_BAND)
-        try:
-            classes = parse_classes(self.parameterAsString(parameters, self.CLOUD_CLASSES,
-                                                           context))
-        except S1S2Error as exc:
-            raise QgsProcessingException(str(exc)) from None
+        classes = self.cloud_classes(parameters, context, self.CLOUD_CLASSES)
         buffer_m = self.parameterAsDouble(parameters, self.CLOUD_BUFFER, context)
-        offset = optional_number(parameters, self.BOA_ADD_OFFSET)
+        offset = self.optional_number(parameters, self.BOA_ADD_OFFSET)
         quantification = self.parameterAsDouble(parameters, self.QUANTIFICATION_VALUE, context)
         output = self.output_path(parameters, context, self.OUTPUT)
         if scl is None and buffer_m > 0:
