@@ -81,6 +81,10 @@ class StackStatistics(S1S2Algorithm):
                 raise QgsProcessingException(self.tr(
                     f"INPUTS: '{layer.name()}' is a {layer.providerType()} layer; only "
                     "file-based (GDAL) rasters are supported."))
+            if band > layer.bandCount():
+                raise QgsProcessingException(self.tr(
+                    f"{self.BAND}: band {band} requested but INPUTS #{i} ('{layer.name()}') "
+                    f"has {layer.bandCount()} band(s)."))
             sources.append(BandSource(gdal_path(layer.source()), band,
                                       f"INPUTS #{i} ({layer.name()})"))
         chosen = self.parameterAsEnums(parameters, self.STATISTICS, context)
