@@ -12,6 +12,7 @@ from osgeo import gdal
 from ..core.collocate import RESAMPLING_METHODS, collocate_to_grid, looks_like_db
 from ..core.raster import Grid
 from ..core.styles import DB_RAMP, LINEAR_RAMP
+from ..core.writer import check_output_path
 from .base import S1S2Algorithm, gdal_path
 
 
@@ -80,6 +81,9 @@ class Collocate(S1S2Algorithm):
         resampling = self.METHODS[self.parameterAsEnum(parameters, self.RESAMPLING, context)]
         linear = "auto" if self.parameterAsBool(parameters, self.LINEAR_UNITS, context) else False
         output = self.output_path(parameters, context, self.OUTPUT)
+        # The core checks the raster to collocate; TARGET must not be overwritten either.
+        self.run_core(feedback, _check_output, output,
+                      [gdal_path(layer.source()), gdal_path(target.source())])
         grid = self.run_core(feedback, _grid_of, gdal_path(target.source()))
         self.run_core(feedback, collocate_to_grid, gdal_path(layer.source()), grid, output,
                       resampling=resampling, linear_units=linear,
@@ -89,6 +93,10 @@ class Collocate(S1S2Algorithm):
         out = None
         self.style_output(context, output, DB_RAMP if db else LINEAR_RAMP)
         return {self.OUTPUT: output}
+
+
+def _check_output(path, inputs, progress=None, cancel=None):
+    check_output_path(path, inputs)
 
 
 def _grid_of(path, progress=None, cancel=None):

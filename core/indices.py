@@ -22,7 +22,7 @@ from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .safe_metadata import boa_add_offset_for
 from .streaming import stream
 from .units import from_db, to_db
-from .writer import OutputRaster
+from .writer import OutputRaster, check_output_path
 
 LINEAR = "linear"
 DB = "db"
@@ -246,6 +246,8 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
     classes = tuple(int(c) for c in cloud_classes)
     buffer_px, halo = 0, 0
     if scl is not None:
+        # stream() checks the sources it reads, and a resampled SCL is read through a VRT.
+        check_output_path(output_path, [scl.path])
         _check_covers(scl, grid)
         sources.append(warped_to_grid(scl, grid, "near"))
         buffer_px = scl_mask.buffer_pixels(cloud_buffer_m, grid)
