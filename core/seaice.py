@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -38,11 +39,11 @@ from osgeo import gdal
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from .errors import S1S2Error
+from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .streaming import DEFAULT_MEMORY_MB, Window, scan, stream, sub_progress
 from .units import convert_db_file, DB_TO_LINEAR, to_db
-from .writer import OutputRaster
+from .writer import OutputRaster, check_output_path
 
 gdal.UseExceptions()
 
@@ -400,6 +401,12 @@ def _s1_on_grid(s1: BandSource, grid: Grid, input_db: bool, workdir: str):
     return warped_to_grid(s1, grid, "bilinear"), False
 
 
+def _staging_path(path: str) -> str:
+    """A hidden temporary name next to ``path`` (same file system: os.replace is atomic)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.part.tif")
+
+
 def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
             s1_band: int = 1, s1_threshold_db: float = -30.0, s1_median_size: int = 5,
             s2_threshold: float = 2500.0, fill_holes: bool = True,
@@ -419,12 +426,17 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
             raise S1S2Error(f"The output '{path}' is a folder.")
     if os.path.abspath(output_s1) == os.path.abspath(output_s2):
         raise S1S2Error("OUTPUT_S1_ICE and OUTPUT_S2_ICE must be different files.")
+    for path in (output_s1, output_s2):  # each step reads one input: check both up front
+        check_output_path(path, [s1_path, s2_green.path])
     if block_pixels is None:
         # about 40 bytes of scratch per pixel (median filter, labels) in each of ~3 blocks in flight
         block_pixels = int(min(DEFAULT_BLOCK_PIXELS, memory_mb * 2 ** 20 / 128))
     grid = common_grid([s2_green])
     workdir = tempfile.mkdtemp(prefix=".s1s2_seaice_",
                                dir=os.path.dirname(os.path.abspath(output_s1)))
+    # Both masks are staged next to their outputs and moved into place together at the
+    # end: a failure or cancel in a later step must not leave (or replace) the first mask.
+    staged = {path: _staging_path(path) for path in (output_s1, output_s2)}
     try:
         if is_safe_product(s1_path) or is_netcdf(s1_path):
             calibrated = os.path.join(workdir, "s1_hv_sigma0.tif")
@@ -437,7 +449,7 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
             input_db = is_db_raster(s1) if s1_input_db is None else bool(s1_input_db)
         s1_grid, input_db = _s1_on_grid(s1, grid, input_db, workdir)
         meta = {"s1": s1_path, "s2": s2_green.path}
-        s1_spec = OutputRaster(output_s1, bands=["s1_ice"], dtype="uint8", metadata=dict(
+        s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8", metadata=dict(
             meta, algorithm="s1s2:seaice", classes="1 ice, 0 open water, 255 NoData",
             rule=f"water where median{s1_median_size}x{s1_median_size}(sigma0) dB < "
                  f"{s1_threshold_db:g}"))
@@ -445,11 +457,21 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
         stream(lambda x: s1_ice_mask(x, s1_threshold_db, s1_median_size, input_db),
                [s1_grid], [s1_spec], halo=halo, grid=grid, block_pixels=block_pixels,
                threads=threads, progress=sub_progress(progress, 30, 60), cancel=cancel)
-        s2_ice_mask_file(s2_green, output_s2, s2_threshold, fill_holes, block_pixels,
+        s2_ice_mask_file(s2_green, staged[output_s2], s2_threshold, fill_holes, block_pixels,
                          sub_progress(progress, 60, 85), cancel, meta, threads)
-        numbers = mask_statistics(output_s1, output_s2, block_pixels,
+        numbers = mask_statistics(staged[output_s1], staged[output_s2], block_pixels,
                                   sub_progress(progress, 85, 100), cancel, threads)
+        if cancel is not None and cancel():
+            raise Cancelled()
+        for final, part in staged.items():
+            os.replace(part, final)
+            if os.path.exists(final + ".aux.xml"):  # stale statistics of an earlier run
+                os.remove(final + ".aux.xml")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        for part in staged.values():
+            for leftover in (part, part + ".aux.xml"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
     numbers["TIME_DIFFERENCE_HOURS"] = time_difference_hours(s1_path, s2_green.path)
     return numbers
