@@ -1,0 +1,522 @@
+"""Bad input, as an analyst meets it, through processing.run (and qgis_process for a few).
+
+Every algorithm must answer bad input with a QgsProcessingException that names the
+offending parameter (never a Python traceback), lose nothing (inputs and a previous
+output stay byte-identical, no ``.part.tif`` left behind) and keep NoData semantics:
+NoData in -> NoData out, zero is data unless declared NoData (S2 DN 0 is NoData),
+no uint16 wrap-around.
+
+Each algorithm has a tiny synthetic case (24 x 20 px) built by ``CASES`` below; the
+table says which inputs must share a grid and which are collocated automatically.
+"""
+import glob
+import hashlib
+import math
+import os
+
+import numpy as np
+import pytest
+
+from testkit import read, write
+
+SHAPE = (24, 20)
+GT = (500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0)
+GT_SHIFTED = (500030.0, 10.0, 0.0, 4999970.0, 0.0, -10.0)  # 3 px off: overlaps, not aligned
+GT_20M = (500000.0, 20.0, 0.0, 5000000.0, 0.0, -20.0)
+PIXEL = (11, 9)  # an interior pixel (>= 3 px from the border: speckle windows are complete)
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def linear(seed=1, low=0.01, high=0.3):
+    return _rng(seed).uniform(low, high, SHAPE).astype(np.float32)
+
+
+def dn(seed, low, high):
+    return _rng(seed).integers(low, high, SHAPE).astype(np.uint16)
+
+
+class Case:
+    """Minimal valid parameters of one algorithm on tiny synthetic rasters.
+
+    ``rasters``: raster parameter -> (array, nodata) written as GeoTIFF;
+    ``aligned``: raster parameters that must be on the first one's grid (error expected);
+    ``collocated``: raster parameters collocated automatically (run must succeed);
+    ``bands``: band parameter -> its raster parameter; ``outputs``: output ids.
+    """
+
+    def __init__(self, alg, rasters, params=None, aligned=(), collocated=(), bands=None,
+                 outputs=("OUTPUT",), multi=None, zero_is_data=True):
+        self.alg, self.rasters, self.params = alg, rasters, dict(params or {})
+        self.aligned, self.collocated = aligned, collocated
+        self.bands = bands or {}
+        self.outputs = outputs
+        self.multi = multi  # parameter holding a list of rasters (stackstatistics)
+        self.zero_is_data = zero_is_data
+
+    def build(self, folder, overrides=None, geotransforms=None, dtype=None):
+        """Write the inputs into ``folder``; returns (parameters, {raster param: path})."""
+        overrides, geotransforms = overrides or {}, geotransforms or {}
+        paths, params = {}, dict(self.params)
+        for name, (array, nodata) in self.rasters.items():
+            array = overrides.get(name, array)
+            if dtype is not None and array.dtype.kind == "f":
+                array = array.astype(dtype)
+            path = os.path.join(folder, f"in_{name.lower()}.tif")
+            write(path, array, geotransform=geotransforms.get(name, GT), nodata=nodata)
+            paths[name] = path
+        for name, path in paths.items():
+            if self.multi and name.startswith(self.multi):
+                params.setdefault(self.multi, []).append(path)
+            else:
+                params[name] = path
+        for output in self.outputs:
+            params[output] = os.path.join(folder, f"out_{output.lower()}.tif")
+        return params, paths
+
+
+S1_DB = (-10 * np.log10(1 / linear(5))).astype(np.float32)  # about -20..-5 dB
+
+CASES = {
+    "dbconvert": Case("s1s2:dbconvert", {"INPUT": (linear(1), math.nan)},
+                      {"BAND": 1, "DIRECTION": 0}, bands={"BAND": "INPUT"}),
+    "ndvi": Case("s1s2:ndvi", {"RED": (dn(2, 300, 3000), 0), "NIR": (dn(3, 2000, 6000), 0),
+                               "SCL": (np.full(SHAPE, 4, np.uint8), 0)},
+                 {"BOA_ADD_OFFSET": 0}, aligned=("NIR",), collocated=("SCL",),
+                 bands={"RED_BAND": "RED", "NIR_BAND": "NIR", "SCL_BAND": "SCL"}),
+    "rvi4s1": Case("s1s2:rvi4s1", {"VV": (linear(4, 0.1, 0.3), math.nan),
+                                   "VH": (linear(5, 0.01, 0.1), math.nan)},
+                   {"INPUT_UNITS": 0}, aligned=("VH",), bands={"VV_BAND": "VV", "VH_BAND": "VH"}),
+    "vvvhratio": Case("s1s2:vvvhratio", {"VV": (linear(4, 0.1, 0.3), math.nan),
+                                         "VH": (linear(5, 0.01, 0.1), math.nan),
+                                         "ANGLE": (np.full(SHAPE, 38.0, np.float32), math.nan)},
+                      {"INPUT_UNITS": 0, "MODE": 1}, aligned=("VH", "ANGLE"),
+                      bands={"VV_BAND": "VV", "VH_BAND": "VH", "ANGLE_BAND": "ANGLE"}),
+    "anglemask": Case("s1s2:anglemask", {"INPUT": (linear(6), math.nan),
+                                         "ANGLE": (np.full(SHAPE, 38.0, np.float32), math.nan)},
+                      aligned=("ANGLE",), bands={"BAND": "INPUT", "ANGLE_BAND": "ANGLE"}),
+    "stackstatistics": Case("s1s2:stackstatistics", {"INPUTS_1": (linear(7), math.nan),
+                                                     "INPUTS_2": (linear(8), math.nan)},
+                            {"BAND": 1, "STATISTICS": [0, 2, 5]}, aligned=("INPUTS_2",),
+                            bands={"BAND": "INPUTS_1"}, multi="INPUTS",
+                            outputs=("OUTPUT_MEDIAN", "OUTPUT_MEAN", "OUTPUT_COUNT")),
+    "refinedlee": Case("s1s2:refinedlee", {"INPUT": (linear(9), math.nan)},
+                       bands={"BAND": "INPUT"}),
+    "leefilter": Case("s1s2:leefilter", {"INPUT": (linear(10), math.nan)},
+                      {"WINDOW": 5}, bands={"BAND": "INPUT"}),
+    "focalmedian": Case("s1s2:focalmedian", {"INPUT": (linear(11), math.nan)},
+                        {"RADIUS": 25.0}, bands={"BAND": "INPUT"}),
+    "collocate": Case("s1s2:collocate", {"TARGET": (linear(12), math.nan),
+                                         "INPUT": (linear(13), math.nan)},
+                      {"BAND": 1, "RESAMPLING": 0}, collocated=("INPUT",),
+                      bands={"BAND": "INPUT"}),
+    "fusendvi": Case("s1s2:fusendvi", {
+        "RED": (dn(14, 300, 3000), 0), "NIR": (dn(15, 2000, 6000), 0),
+        "SCL": (np.where(np.arange(SHAPE[1]) < 6, 9, 4).repeat(SHAPE[0]).reshape(
+            SHAPE[1], SHAPE[0]).T.astype(np.uint8), 0),
+        "VV": (linear(16, 0.05, 0.3), math.nan), "VH": (linear(17, 0.005, 0.05), math.nan)},
+        {"BOA_ADD_OFFSET": 0, "SPECKLE_FILTER": 0, "MODEL": 2,
+         "COEFFICIENTS": "0.5, 0.01, 0.01, 0.1"},
+        aligned=("NIR",), collocated=("VV", "VH", "SCL"),
+        bands={"RED_BAND": "RED", "NIR_BAND": "NIR", "SCL_BAND": "SCL", "VV_BAND": "VV",
+               "VH_BAND": "VH"}, outputs=("OUTPUT", "OUTPUT_SOURCE")),
+    "seaice": Case("s1s2:seaice", {"S2_GREEN": (dn(18, 1000, 5000), 0),
+                                   "S1": (S1_DB - 15, math.nan)},
+                   {"S1_UNITS": 2, "S1_MEDIAN_SIZE": 3}, collocated=("S1",),
+                   bands={"S1_BAND": "S1", "S2_GREEN_BAND": "S2_GREEN"},
+                   outputs=("OUTPUT_S1_ICE", "OUTPUT_S2_ICE")),
+}
+# The SCL of fusendvi: columns 0-5 cloud (9), the rest vegetation (4).
+
+RASTER_ALGS = sorted(CASES)
+
+
+def run(alg, params, feedback=None):
+    import processing
+    return processing.run(alg, params, feedback=feedback)
+
+
+def digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def leftovers(folder):
+    return sorted(glob.glob(os.path.join(folder, "*.part.tif*")) +
+                  glob.glob(os.path.join(folder, ".*.part.tif*")))
+
+
+def expect_error(alg, params, match=None):
+    """A QgsProcessingException (not any other exception) whose message matches ``match``."""
+    from qgis.core import QgsProcessingException
+    try:
+        run(alg, params)
+    except QgsProcessingException as exc:
+        message = str(exc)
+        if match is not None:
+            assert match in message, f"{alg}: '{match}' not in the message: {message}"
+        return message
+    except Exception as exc:  # a traceback instead of a message
+        pytest.fail(f"{alg}: {type(exc).__name__} instead of a QgsProcessingException: {exc}")
+    pytest.fail(f"{alg}: bad input accepted")
+
+
+def raw(path, band=1):
+    """Band values as stored (declared NoData not replaced)."""
+    from osgeo import gdal
+    dataset = gdal.Open(path)  # kept alive while its band is read
+    return dataset.GetRasterBand(band).ReadAsArray()
+
+
+def all_nodata(path, band=1):
+    return bool(np.all(np.isnan(read(path, band))))
+
+
+def misaligned(case, param):
+    """(overrides, geotransforms) that put ``param`` off the grid of the first input."""
+    array = case.rasters[param][0]
+    if param == "SCL":  # an SCL must cover the bands: the 20 m SCL of the same tile
+        return {param: array[::2, ::2]}, {param: GT_20M}
+    return {}, {param: GT_SHIFTED}
+
+
+# -- mismatched grids ---------------------------------------------------------------------
+GRID_CASES = [(name, param, "error") for name in RASTER_ALGS for param in CASES[name].aligned] + \
+             [(name, param, "collocated") for name in RASTER_ALGS
+              for param in CASES[name].collocated]
+
+
+@pytest.mark.parametrize("name,param,expected", GRID_CASES,
+                         ids=[f"{n}-{p}" for n, p, _ in GRID_CASES])
+def test_mismatched_grid(s1s2_provider, tmp_path, name, param, expected):
+    case = CASES[name]
+    params, paths = case.build(str(tmp_path), *misaligned(case, param))
+    before = {p: digest(path) for p, path in paths.items()}
+    if expected == "error":
+        label = param.split("_")[0]
+        message = expect_error(case.alg, params, match=label)
+        assert "grid" in message, message
+        for output in case.outputs:
+            assert not os.path.exists(params[output])
+    else:
+        run(case.alg, params)
+        for output in case.outputs:
+            assert read(params[output]).shape == SHAPE  # on the first input's (S2) grid
+    assert {p: digest(path) for p, path in paths.items()} == before
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- band beyond the band count -----------------------------------------------------------
+BAND_CASES = [(name, band) for name in RASTER_ALGS for band in CASES[name].bands]
+
+
+@pytest.mark.parametrize("name,band_param", BAND_CASES, ids=[f"{n}-{b}" for n, b in BAND_CASES])
+def test_band_beyond_band_count(s1s2_provider, tmp_path, name, band_param):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    params[band_param] = 3
+    message = expect_error(case.alg, params, match=band_param)
+    assert "band 3" in message and "1 band" in message, message
+    for output in case.outputs:
+        assert not os.path.exists(params[output])
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- NoData everywhere --------------------------------------------------------------------
+def _nodata_like(array, nodata):
+    if array.dtype.kind == "f":
+        return np.full(array.shape, np.nan, array.dtype)
+    return np.full(array.shape, nodata, array.dtype)
+
+
+@pytest.mark.parametrize("name", RASTER_ALGS)
+def test_all_nodata_inputs_give_nodata_or_a_clear_error(s1s2_provider, tmp_path, name):
+    """Every input entirely NoData: an all-NoData output (pixel algorithms) and no crash."""
+    case = CASES[name]
+    overrides = {p: _nodata_like(a, nd) for p, (a, nd) in case.rasters.items()
+                 if p not in ("ANGLE", "SCL", "TARGET")}
+    params, _ = case.build(str(tmp_path), overrides)
+    if name == "fusendvi":  # nothing to fill from: a clear error or an all-NoData result
+        from qgis.core import QgsProcessingException
+        try:
+            run(case.alg, params)
+        except QgsProcessingException:
+            assert not os.path.exists(params["OUTPUT"])
+        else:
+            assert all_nodata(params["OUTPUT"])
+            assert np.all(raw(params["OUTPUT_SOURCE"]) == 0)
+        return
+    result = run(case.alg, params)
+    if name == "seaice":  # masks are uint8 with NoData 255; numbers unknown
+        for output in case.outputs:
+            assert all_nodata(params[output])
+        assert result["S1_ICE_CONCENTRATION"] is None
+        assert result["S2_ICE_CONCENTRATION"] is None
+        return
+    for output in case.outputs:
+        if output == "OUTPUT_COUNT":
+            assert np.all(read(params[output]) == 0)  # zero valid dates is a count, not NoData
+        else:
+            assert all_nodata(params[output]), output
+
+
+# -- NoData in -> NoData out, per pixel ----------------------------------------------------
+@pytest.mark.parametrize("name", RASTER_ALGS)
+def test_nodata_pixel_stays_nodata(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    overrides = {}
+    for p, (array, nodata) in case.rasters.items():
+        if p in ("ANGLE", "SCL", "TARGET"):
+            continue
+        array = array.copy()
+        array[PIXEL] = np.nan if array.dtype.kind == "f" else nodata
+        overrides[p] = array
+    if name == "stackstatistics":  # NoData is ignored per pixel: only date 1 is NoData there
+        overrides.pop("INPUTS_2")
+    params, _ = case.build(str(tmp_path), overrides)
+    run(case.alg, params)
+    if name == "stackstatistics":
+        assert read(params["OUTPUT_COUNT"])[PIXEL] == 1
+        date2 = case.rasters["INPUTS_2"][0][PIXEL]
+        assert read(params["OUTPUT_MEAN"])[PIXEL] == pytest.approx(date2, rel=1e-6)
+        assert read(params["OUTPUT_MEDIAN"])[PIXEL] == pytest.approx(date2, rel=1e-6)
+        return
+    for output in case.outputs:
+        value = read(params[output])[PIXEL]
+        if output == "OUTPUT_SOURCE":
+            assert raw(params[output])[PIXEL] == 0, output  # 0 = no data from either source
+        else:
+            assert np.isnan(value), (output, value)
+
+
+@pytest.mark.parametrize("name", ["rvi4s1", "vvvhratio", "anglemask", "ndvi"])
+def test_nodata_in_one_input_is_nodata_out(s1s2_provider, tmp_path, name):
+    """A pixel needs every input: NoData in the second input alone gives NoData."""
+    case = CASES[name]
+    param = {"rvi4s1": "VH", "vvvhratio": "ANGLE", "anglemask": "ANGLE", "ndvi": "NIR"}[name]
+    array, nodata = case.rasters[param]
+    array = array.copy()
+    array[PIXEL] = np.nan if array.dtype.kind == "f" else nodata
+    params, _ = case.build(str(tmp_path), {param: array})
+    run(case.alg, params)
+    got = read(params["OUTPUT"])
+    assert np.isnan(got[PIXEL])
+    assert np.isfinite(got).sum() == got.size - 1
+
+
+# -- zero is data unless declared NoData --------------------------------------------------
+def _with_zero(array):
+    array = array.copy()
+    array[PIXEL] = 0
+    return array
+
+
+def test_zero_is_data_dbconvert(s1s2_provider, tmp_path):
+    case = CASES["dbconvert"]
+    params, _ = case.build(str(tmp_path), {"INPUT": _with_zero(case.rasters["INPUT"][0])})
+    params["DIRECTION"] = 1  # 0 dB is a value: 1.0 linear
+    run(case.alg, params)
+    assert read(params["OUTPUT"])[PIXEL] == 1.0
+    params["DIRECTION"] = 0  # log of zero -> NoData (SPEC), never -inf
+    os.remove(params["OUTPUT"])
+    run(case.alg, params)
+    assert np.isnan(read(params["OUTPUT"])[PIXEL])
+
+
+def test_zero_is_data_indices(s1s2_provider, tmp_path):
+    rvi = CASES["rvi4s1"]
+    params, _ = rvi.build(str(tmp_path), {"VH": _with_zero(rvi.rasters["VH"][0])})
+    run(rvi.alg, params)
+    assert read(params["OUTPUT"])[PIXEL] == 0.0  # q = 0/VV = 0: RVI4S1 = 0
+    ratio = CASES["vvvhratio"]
+    params, _ = ratio.build(str(tmp_path), {"VV": _with_zero(ratio.rasters["VV"][0])})
+    params["OUTPUT"] = str(tmp_path / "ratio.tif")
+    run(ratio.alg, params)
+    assert read(params["OUTPUT"])[PIXEL] == 0.0  # VV / VH = 0
+    mask = CASES["anglemask"]
+    params, _ = mask.build(str(tmp_path), {"INPUT": _with_zero(mask.rasters["INPUT"][0])})
+    params["OUTPUT"] = str(tmp_path / "masked.tif")
+    run(mask.alg, params)
+    assert read(params["OUTPUT"])[PIXEL] == 0.0
+
+
+def test_zero_is_data_stack_statistics(s1s2_provider, tmp_path):
+    case = CASES["stackstatistics"]
+    first = _with_zero(case.rasters["INPUTS_1"][0])
+    params, _ = case.build(str(tmp_path), {"INPUTS_1": first})
+    run(case.alg, params)
+    assert read(params["OUTPUT_COUNT"])[PIXEL] == 2
+    assert read(params["OUTPUT_MEAN"])[PIXEL] == pytest.approx(
+        case.rasters["INPUTS_2"][0][PIXEL] / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["refinedlee", "leefilter", "focalmedian"])
+def test_zero_is_data_in_speckle_filters_unless_flagged(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path), {"INPUT": _with_zero(case.rasters["INPUT"][0])})
+    run(case.alg, params)
+    kept = read(params["OUTPUT"])
+    assert np.all(np.isfinite(kept))  # the zero is a value and its neighbours stay valid
+    params["NODATA_ZERO"] = True
+    params["OUTPUT"] = str(tmp_path / "zero_nodata.tif")
+    run(case.alg, params)
+    flagged = read(params["OUTPUT"])
+    assert np.isnan(flagged[PIXEL]) and np.isfinite(flagged).sum() == flagged.size - 1
+
+
+def test_zero_is_data_collocate(s1s2_provider, tmp_path):
+    case = CASES["collocate"]
+    params, _ = case.build(str(tmp_path), {"INPUT": _with_zero(case.rasters["INPUT"][0])})
+    run(case.alg, params)
+    assert read(params["OUTPUT"])[PIXEL] == 0.0
+
+
+@pytest.mark.parametrize("name", ["ndvi", "fusendvi", "seaice"])
+def test_s2_dn_zero_is_nodata(s1s2_provider, tmp_path, name):
+    """SPEC: S2 DN 0 is NoData, even when the file declares no NoData."""
+    case = CASES[name]
+    param = {"ndvi": "RED", "fusendvi": "RED", "seaice": "S2_GREEN"}[name]
+    array = _with_zero(case.rasters[param][0])
+    params, paths = case.build(str(tmp_path), {param: array})
+    write(paths[param], array)  # no NoData declared
+    run(case.alg, params)
+    if name == "fusendvi":  # a clear pixel without S2 data is filled from S1
+        assert raw(params["OUTPUT_SOURCE"])[PIXEL] == 2
+        assert np.sum(raw(params["OUTPUT_SOURCE"]) == 2) == 1 + 6 * SHAPE[0]  # + cloudy columns
+        return
+    output = "OUTPUT_S2_ICE" if name == "seaice" else "OUTPUT"
+    got = read(params[output])
+    assert np.isnan(got[PIXEL])
+    assert np.isfinite(got).sum() == got.size - 1
+
+
+# -- uint16 never wraps around ------------------------------------------------------------
+def test_ndvi_uint16_red_above_nir(s1s2_provider, tmp_path):
+    red = np.full(SHAPE, 5000, np.uint16)
+    nir = np.full(SHAPE, 1000, np.uint16)
+    params, _ = CASES["ndvi"].build(str(tmp_path), {"RED": red, "NIR": nir})
+    run("s1s2:ndvi", params)
+    np.testing.assert_allclose(read(params["OUTPUT"]), -4000 / 6000, rtol=1e-6)
+
+
+UINT16_ALGS = ["dbconvert", "rvi4s1", "vvvhratio", "anglemask", "stackstatistics",
+               "refinedlee", "leefilter", "focalmedian", "collocate"]
+
+
+@pytest.mark.parametrize("name", UINT16_ALGS)
+def test_uint16_input_equals_float_input(s1s2_provider, tmp_path, name):
+    """The same values as uint16 and as float32 give the same result (no wrap, no overflow)."""
+    case = CASES[name]
+    values = {p: _rng(i).integers(1, 65535, SHAPE).astype(np.float32)
+              for i, p in enumerate(case.rasters) if p != "ANGLE"}
+    if "VV" in values:  # VH > VV somewhere and differences beyond the uint16 range
+        values["VH"][:, ::2] = 65000
+        values["VV"][:, ::2] = 3
+    outputs = {}
+    for kind, dtype in (("float", np.float32), ("uint16", np.uint16)):
+        folder = tmp_path / kind
+        folder.mkdir()
+        overrides = {p: v.astype(dtype) for p, v in values.items()}
+        params, _ = case.build(str(folder), overrides)
+        if name == "collocate":
+            params["RESAMPLING"] = 1  # bilinear: sums of large values
+            params["LINEAR_UNITS"] = False
+        run(case.alg, params)
+        outputs[kind] = [read(params[o]) for o in case.outputs]
+    for got, expected in zip(outputs["uint16"], outputs["float"]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, equal_nan=True)
+        assert np.isfinite(got).any()
+
+
+# -- an output equal to an input is refused -----------------------------------------------
+@pytest.mark.parametrize("name", RASTER_ALGS)
+def test_output_equal_to_an_input_is_refused(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, paths = case.build(str(tmp_path))
+    for param, path in paths.items():
+        before = {p: digest(x) for p, x in paths.items()}
+        trial = dict(params)
+        trial[case.outputs[-1]] = path
+        message = expect_error(case.alg, trial)
+        assert "also an input" in message, message
+        assert {p: digest(x) for p, x in paths.items()} == before, param
+        assert not os.path.exists(os.path.splitext(path)[0] + ".qml")
+    assert leftovers(str(tmp_path)) == []
+
+
+COLLOCATED_INPUTS = [(name, param) for name in RASTER_ALGS for param in CASES[name].collocated]
+
+
+@pytest.mark.parametrize("name,param", COLLOCATED_INPUTS,
+                         ids=[f"{n}-{p}" for n, p in COLLOCATED_INPUTS])
+def test_output_equal_to_an_input_resampled_on_the_fly_is_refused(s1s2_provider, tmp_path,
+                                                                   name, param):
+    """An input collocated on the fly (read through a VRT) is an input all the same."""
+    case = CASES[name]
+    params, paths = case.build(str(tmp_path), *misaligned(case, param))
+    before = {p: digest(x) for p, x in paths.items()}
+    for output in case.outputs:
+        trial = dict(params)
+        trial[output] = paths[param]
+        message = expect_error(case.alg, trial)
+        assert "also an input" in message, message
+        assert {p: digest(x) for p, x in paths.items()} == before, output
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- a failing run keeps the previous output ----------------------------------------------
+@pytest.mark.parametrize("name", RASTER_ALGS)
+def test_failed_run_keeps_previous_output(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    run(case.alg, params)
+    before = {o: digest(params[o]) for o in case.outputs}
+    qml_before = {o: digest(os.path.splitext(params[o])[0] + ".qml") for o in case.outputs}
+    bad = dict(params)
+    bad[next(iter(case.bands))] = 3  # invalid band: found once the inputs are opened
+    expect_error(case.alg, bad)
+    assert {o: digest(params[o]) for o in case.outputs} == before
+    assert {o: digest(os.path.splitext(params[o])[0] + ".qml") for o in case.outputs} == \
+        qml_before
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- cancel -------------------------------------------------------------------------------
+def cancelling_feedback(at_percent=None):
+    from qgis.core import QgsProcessingFeedback
+
+    class CancelOnProgress(QgsProcessingFeedback):
+        """Cancels itself on the first progress report (or the first reaching ``at_percent``)."""
+
+        def setProgress(self, progress):  # noqa: N802 - QGIS API
+            super().setProgress(progress)
+            if at_percent is None or progress >= at_percent:
+                self.cancel()
+
+    return CancelOnProgress()
+
+
+@pytest.mark.parametrize("at_end", [None, 50.0, 70.0, 99.999],
+                         ids=["first-progress", "50pc", "70pc", "last-progress"])
+@pytest.mark.parametrize("previous", [False, True], ids=["new", "existing"])
+@pytest.mark.parametrize("name", RASTER_ALGS)
+def test_cancelled_run_leaves_nothing(s1s2_provider, tmp_path, name, previous, at_end):
+    from qgis.core import QgsProcessingException
+
+    case = CASES[name]
+    params, paths = case.build(str(tmp_path))
+    inputs_before = {p: digest(x) for p, x in paths.items()}
+    if previous:
+        for output in case.outputs:
+            write(params[output], np.zeros((2, 3), np.float32))
+    before = {o: digest(params[o]) for o in case.outputs if os.path.exists(params[o])}
+    feedback = cancelling_feedback(at_end)
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        run(case.alg, params, feedback=feedback)
+    assert feedback.isCanceled()
+    after = {o: digest(params[o]) for o in case.outputs if os.path.exists(params[o])}
+    assert after == before
+    assert {p: digest(x) for p, x in paths.items()} == inputs_before
+    assert leftovers(str(tmp_path)) == []
