@@ -56,7 +56,7 @@ REFINED_LEE_SIZE = 7
 # (the heavy temporaries are per tile, see _TILE_ROWS).
 _REFINED_LEE_SCRATCH = 6.0
 _GATHER_CHUNK = 32768  # pixels per gathered plain-Lee batch (about 13 MB of windows)
-_TILE_ROWS, _TILE_COLS = 128, 128  # refined_lee's tiles: its ~30 temporaries stay in cache
+_TILE_ROWS, _TILE_COLS = 48, 1024  # refined_lee's tiles: temporaries in cache, few numpy calls (GIL)
 
 LINEAR = "linear"
 DB = "db"
