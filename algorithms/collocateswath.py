@@ -10,6 +10,7 @@ from qgis.core import (
 from ..core.raster import Grid
 from ..core.styles import LINEAR_RAMP
 from ..core.swath import DEFAULT_RADIUS, collocate_swath
+from ..core.writer import check_output_path
 from .base import S1S2Algorithm, gdal_path
 
 
@@ -67,8 +68,14 @@ class CollocateSwath(S1S2Algorithm):
                 f"{self.TARGET}: a file-based (GDAL) raster layer is required."))
         radius = self.parameterAsDouble(parameters, self.RADIUS, context)
         output = self.output_path(parameters, context, self.OUTPUT)
+        # The core checks the swath file; TARGET must not be overwritten either.
+        self.run_core(feedback, _check_output, output, [path, gdal_path(target.source())])
         grid = Grid.of_path(gdal_path(target.source()))
         self.run_core(feedback, collocate_swath, path, variable, grid, output,
                       lon_variable=lon, lat_variable=lat, radius=radius)
         self.style_output(context, output, LINEAR_RAMP)
         return {self.OUTPUT: output}
+
+
+def _check_output(path, inputs, progress=None, cancel=None):
+    check_output_path(path, inputs)
