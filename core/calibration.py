@@ -28,7 +28,7 @@ from .raster import BandSource, Grid, open_raster
 from .s1annotation import POLARISATIONS, SafeProduct, gcps_as_gdal, is_safe_product
 from .streaming import stream
 from .units import to_db
-from .writer import OutputRaster
+from .writer import OutputRaster, check_output_path
 
 gdal.UseExceptions()
 
@@ -267,6 +267,8 @@ def calibrate(input_path: str, polarisation: str, output_path: str, **options) -
     """Calibrate a SAFE product (folder, manifest.safe, zip) or a MET Norway NetCDF product."""
     if not input_path:
         raise S1S2Error("INPUT: no Sentinel-1 product given.")
+    # stream() checks the measurement it reads; the product file itself is an input too.
+    check_output_path(output_path, [input_path])
     if is_safe_product(input_path):
         return calibrate_safe(input_path, polarisation, output_path, **options)
     if is_netcdf(input_path):
