@@ -249,7 +249,7 @@ def evaluate_fit(train: NormalEquations, holdout: NormalEquations, names: Sequen
     """
     total = train + holdout
     warnings = []
-    if total.n == 0:
+    if total.n == 0 and model == MODEL_LOCAL:
         raise S1S2Error(
             "No clear pixel where S2 NDVI and S1 are both valid: nothing to fit or check a "
             "model on. Check the inputs' overlap and the cloud classes, or choose the "
@@ -300,7 +300,11 @@ def evaluate_fit(train: NormalEquations, holdout: NormalEquations, names: Sequen
         fit_r2 = 1.0 - holdout.sse(beta) / sst if holdout.n and sst > 0 else math.nan
         fit_n = 0
         label = "recipe formula" if model == MODEL_RECIPE else "custom coefficients"
-        if not fit_rmse < baseline:
+        if total.n == 0:  # fixed coefficients need no fit: fill, but say it is unchecked
+            warnings.append(
+                f"WARNING: no clear pixel where S2 NDVI and S1 are both valid: the {label} "
+                "cannot be checked on this scene.")
+        elif not fit_rmse < baseline:
             warnings.append(
                 f"WARNING: the {label} predict the clear hold-out pixels worse than their mean "
                 f"NDVI (RMSE {fit_rmse:.4f} vs {baseline:.4f}): the S1-filled pixels are not "
