@@ -520,3 +520,223 @@ def test_cancelled_run_leaves_nothing(s1s2_provider, tmp_path, name, previous, a
     assert after == before
     assert {p: digest(x) for p, x in paths.items()} == inputs_before
     assert leftovers(str(tmp_path)) == []
+
+
+# -- collocateswath: a NetCDF swath with lon/lat arrays --------------------------------------
+def swath_file(path, values=None, size=30):
+    """A size x size swath of 8 m spacing over the test grid, written as NetCDF/CF."""
+    from osgeo import osr
+    from scipy.io import netcdf_file
+
+    utm, wgs = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32633)
+    wgs.ImportFromEPSG(4326)
+    wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_lonlat = osr.CoordinateTransformation(utm, wgs)
+    xs = GT[0] + 8.0 * np.arange(size) - 10.0
+    ys = GT[3] - 8.0 * np.arange(size) + 10.0
+    points = [(x, y) for y in ys for x in xs]
+    lonlat = np.array(to_lonlat.TransformPoints(points))[:, :2]
+    lon, lat = lonlat[:, 0].reshape(size, size), lonlat[:, 1].reshape(size, size)
+    if values is None:
+        values = _rng(20).uniform(0.01, 0.3, (size, size))
+    with netcdf_file(path, "w") as nc:
+        nc.createDimension("y", size)
+        nc.createDimension("x", size)
+        for name, data in (("lon", lon), ("lat", lat)):
+            var = nc.createVariable(name, "d", ("y", "x"))
+            var[:] = data
+        var = nc.createVariable("sigma0", "f", ("y", "x"))
+        var[:] = np.where(np.isnan(values), -999.0, values).astype(np.float32)
+        var._FillValue = np.float32(-999.0)
+        var.coordinates = "lat lon"
+    return path
+
+
+def swath_params(folder, values=None):
+    params = {"INPUT": swath_file(os.path.join(folder, "swath.nc"), values),
+              "VARIABLE": "sigma0", "LON_VARIABLE": "lon", "LAT_VARIABLE": "lat",
+              "TARGET": write(os.path.join(folder, "target.tif"), linear(21)),
+              "RADIUS": 20.0, "OUTPUT": os.path.join(folder, "out.tif")}
+    return params
+
+
+def test_collocateswath_bad_inputs(s1s2_provider, tmp_path):
+    params = swath_params(str(tmp_path))
+    inputs = {p: digest(params[p]) for p in ("INPUT", "TARGET")}
+    for param in ("INPUT", "TARGET"):
+        message = expect_error("s1s2:collocateswath", dict(params, OUTPUT=params[param]))
+        assert "also an input" in message, message
+    assert {p: digest(params[p]) for p in inputs} == inputs
+    run("s1s2:collocateswath", params)  # a valid run: then a failing one keeps its output
+    assert np.isfinite(read(params["OUTPUT"])).all()
+    before = digest(params["OUTPUT"])
+    expect_error("s1s2:collocateswath", dict(params, VARIABLE="sigma0_HV"), match="VARIABLE")
+    expect_error("s1s2:collocateswath", dict(params, LAT_VARIABLE="latitude"),
+                 match="latitude")
+    assert digest(params["OUTPUT"]) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_collocateswath_nodata(s1s2_provider, tmp_path):
+    """Fill values are NoData: all-fill gives an all-NoData grid (or a clear error)."""
+    from qgis.core import QgsProcessingException
+
+    params = swath_params(str(tmp_path), np.full((30, 30), np.nan))
+    try:
+        run("s1s2:collocateswath", params)
+    except QgsProcessingException:
+        assert not os.path.exists(params["OUTPUT"])
+    else:
+        assert all_nodata(params["OUTPUT"])
+    values = _rng(20).uniform(0.01, 0.3, (30, 30))
+    values[:, 15:] = np.nan  # east half NoData (fill value): east of the grid is NoData
+    values[:, 10:12] = 0.0  # zero is data
+    (tmp_path / "half").mkdir()
+    params = swath_params(str(tmp_path / "half"), values)
+    run("s1s2:collocateswath", params)
+    got = read(params["OUTPUT"])
+    x = GT[0] + 10.0 * (np.arange(SHAPE[1]) + 0.5)
+    east = x > GT[0] - 10.0 + 8.0 * 14.5 + 20.0  # beyond the last valid column + radius
+    assert np.isnan(got[:, east]).all() and np.isfinite(got[:, x < GT[0] + 60.0]).all()
+    assert (got == 0.0).any()
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["new", "existing"])
+def test_collocateswath_cancel(s1s2_provider, tmp_path, previous):
+    from qgis.core import QgsProcessingException
+
+    params = swath_params(str(tmp_path))
+    if previous:
+        write(params["OUTPUT"], np.zeros((2, 3), np.float32))
+    before = digest(params["OUTPUT"]) if previous else None
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        run("s1s2:collocateswath", params, feedback=cancelling_feedback())
+    assert (digest(params["OUTPUT"]) if os.path.exists(params["OUTPUT"]) else None) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- calibrate: a SAFE product ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def safe_product(tmp_path_factory):
+    """The bundled SAFE annotation scaled down 10x with a synthetic measurement; DN 0 in a
+    corner (the no-signal border of GRD products)."""
+    from osgeo import gdal
+    from test_calibration_product import build_product
+
+    safe = build_product(str(tmp_path_factory.mktemp("safe")), scale=10,
+                         polarisations=("VV",))
+    tiff = glob.glob(os.path.join(safe, "measurement", "*.tiff"))[0]
+    dataset = gdal.Open(tiff, gdal.GA_Update)
+    dataset.GetRasterBand(1).WriteArray(np.zeros((5, 7), np.uint16), 0, 0)
+    dataset = None
+    return os.path.join(safe, "manifest.safe"), tiff
+
+
+def test_calibrate_bad_inputs(s1s2_provider, safe_product, tmp_path):
+    manifest, tiff = safe_product
+    inputs = {p: digest(p) for p in (manifest, tiff)}
+    out = str(tmp_path / "sigma0.tif")
+    params = {"INPUT": manifest, "POLARISATION": 0, "OUTPUT": out}
+    for path in (manifest, tiff):  # the measurement TIFF is an input too
+        message = expect_error("s1s2:calibrate", dict(params, OUTPUT=path))
+        assert "also an input" in message, message
+    assert {p: digest(p) for p in inputs} == inputs
+    not_a_product = write(str(tmp_path / "grd.tif"), linear(22))
+    expect_error("s1s2:calibrate", dict(params, INPUT=not_a_product), match="INPUT")
+    run("s1s2:calibrate", params)
+    got = read(out)
+    assert np.isnan(got[:5, :7]).all()  # DN 0 -> NoData
+    assert np.isfinite(got[5:, 7:]).mean() > 0.9
+    before = digest(out)
+    message = expect_error("s1s2:calibrate", dict(params, POLARISATION=2))  # HH: not in it
+    assert "HH" in message, message
+    assert digest(out) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["new", "existing"])
+def test_calibrate_cancel(s1s2_provider, safe_product, tmp_path, previous):
+    from qgis.core import QgsProcessingException
+
+    out = str(tmp_path / "sigma0.tif")
+    if previous:
+        write(out, np.zeros((2, 3), np.float32))
+    before = digest(out) if previous else None
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        run("s1s2:calibrate", {"INPUT": safe_product[0], "POLARISATION": 0, "OUTPUT": out},
+            feedback=cancelling_feedback())
+    assert (digest(out) if os.path.exists(out) else None) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- through qgis_process: the message reaches the user, no traceback ------------------------
+QGIS_PROCESS_CASES = [("rvi4s1", "band", "VH_BAND"), ("ndvi", "output=input", "also an input"),
+                      ("anglemask", "grid", "ANGLE is not on the grid")]
+
+
+@pytest.mark.parametrize("name,kind,expected", QGIS_PROCESS_CASES,
+                         ids=[f"{n}-{k}" for n, k, _ in QGIS_PROCESS_CASES])
+def test_qgis_process_reports_bad_input(qgis_process, tmp_path, name, kind, expected):
+    case = CASES[name]
+    geotransforms = {"ANGLE": GT_SHIFTED} if kind == "grid" else None
+    params, paths = case.build(str(tmp_path), geotransforms=geotransforms)
+    before = {p: digest(x) for p, x in paths.items()}
+    if kind == "band":
+        params["VH_BAND"] = 3
+    if kind == "output=input":
+        params["OUTPUT"] = paths["NIR"]
+    result = qgis_process.run(case.alg, check=False, **params)
+    assert result["returncode"] != 0
+    text = result["stdout"] + result["stderr"]
+    assert expected in text, text[-2000:]
+    assert "Traceback" not in text, text[-2000:]
+    assert {p: digest(x) for p, x in paths.items()} == before
+    if kind != "output=input":
+        assert not os.path.exists(params["OUTPUT"])
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- one sensor entirely NoData in the two-sensor algorithms --------------------------------
+def test_fusendvi_without_s1_data(s1s2_provider, tmp_path):
+    """S1 all NoData: clear pixels keep S2, cloudy ones are NoData (source 0); the fitted
+    model has nothing to fit on: a clear error naming the cause, the old output kept."""
+    case = CASES["fusendvi"]
+    nan = np.full(SHAPE, np.nan, np.float32)
+    params, _ = case.build(str(tmp_path), {"VV": nan, "VH": nan})
+    run(case.alg, params)
+    source = raw(params["OUTPUT_SOURCE"])
+    assert np.all(source[:, :6] == 0) and np.all(source[:, 6:] == 1)
+    got = read(params["OUTPUT"])
+    assert np.isnan(got[:, :6]).all() and np.isfinite(got[:, 6:]).all()
+    before = {o: digest(params[o]) for o in case.outputs}
+    local = dict(params, MODEL=0)
+    local.pop("COEFFICIENTS")
+    message = expect_error(case.alg, local)
+    assert "pixel" in message.lower(), message
+    assert {o: digest(params[o]) for o in case.outputs} == before
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_fusendvi_reference_off_grid_keeps_previous_outputs(s1s2_provider, tmp_path):
+    case = CASES["fusendvi"]
+    params, _ = case.build(str(tmp_path))
+    run(case.alg, params)
+    before = {o: digest(params[o]) for o in case.outputs}
+    reference = write(str(tmp_path / "reference.tif"), linear(23), geotransform=GT_SHIFTED)
+    message = expect_error(case.alg, dict(params, REFERENCE_NDVI=reference),
+                           match="REFERENCE_NDVI")
+    assert "grid" in message, message
+    assert {o: digest(params[o]) for o in case.outputs} == before
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_seaice_without_s1_data(s1s2_provider, tmp_path):
+    case = CASES["seaice"]
+    params, _ = case.build(str(tmp_path), {"S1": np.full(SHAPE, np.nan, np.float32)})
+    result = run(case.alg, params)
+    assert all_nodata(params["OUTPUT_S1_ICE"])
+    assert np.isfinite(read(params["OUTPUT_S2_ICE"])).all()
+    assert result["S1_ICE_CONCENTRATION"] is None and result["AGREEMENT"] is None
+    assert result["S2_ICE_CONCENTRATION"] == pytest.approx(
+        np.mean(case.rasters["S2_GREEN"][0] >= 2500), abs=0.05)  # holes filled: about
