@@ -243,6 +243,322 @@ class SwathIndex:
         return out
 
 
+
+# -- fast path: the swath's own index lattice, in the target's (whitened) projected plane --------
+TILE = 32            # swath points per tile side
+DELTA_SAFETY = 1e-4  # added to the measured plane -> sphere scale deviation (2nd order, rounding)
+
+
+class _Plane:
+    """The target CRS plane, centred and whitened so that plane distances ~ sphere chords.
+
+    ``q = W (x - xc, y - yc)`` with ``W = sqrt(J0^T J0)``, ``J0`` the Jacobian of
+    plane -> sphere Cartesian at the target centre. ``delta`` bounds, over the target
+    extent (plus a margin), how far the local scale of ``q`` -> sphere departs from 1:
+    for two points a few radii apart, ``(1 - delta) |dq| <= chord <= (1 + delta) |dq|``.
+    """
+
+    def __init__(self, geometry: GridGeometry, margin: float):
+        grid = geometry.grid
+        gt = grid.geotransform
+        corners = [(c, r) for c in (0, grid.width) for r in (0, grid.height)]
+        xs = [gt[0] + c * gt[1] + r * gt[2] for c, r in corners]
+        ys = [gt[3] + c * gt[4] + r * gt[5] for c, r in corners]
+        self.xc, self.yc = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        self.geometry = geometry
+        tx = np.linspace(min(xs) - margin, max(xs) + margin, 33)
+        ty = np.linspace(min(ys) - margin, max(ys) + margin, 33)
+        sx, sy = (a.ravel() for a in np.meshgrid(tx, ty))
+        jac = self._jacobian(np.append(sx, self.xc), np.append(sy, self.yc))
+        j0 = jac[-1]
+        lam, vec = np.linalg.eigh(j0.T @ j0)
+        self.w = (vec * np.sqrt(lam)) @ vec.T
+        w_inv = np.linalg.inv(self.w)
+        jw = jac @ w_inv
+        sv = np.linalg.svd(jw, compute_uv=False)
+        self.delta = float(np.max(np.abs(sv - 1.0))) + DELTA_SAFETY
+        self.ok = bool(np.isfinite(self.delta) and self.delta < 0.05)
+
+    def _jacobian(self, x, y, step=25.0):
+        transformer = self.geometry._transformer()
+        cols = []
+        for dx, dy in ((step, 0.0), (0.0, step)):
+            a = transformer.transform(x + dx, y + dy, direction=TransformDirection.INVERSE)
+            b = transformer.transform(x - dx, y - dy, direction=TransformDirection.INVERSE)
+            cols.append((lonlat_to_cartesian(*a) - lonlat_to_cartesian(*b)) / (2 * step))
+        return np.stack(cols, axis=2)  # (n, 3, 2)
+
+    def whiten(self, x, y):
+        x = np.asarray(x, dtype=np.float64) - self.xc
+        y = np.asarray(y, dtype=np.float64) - self.yc
+        w = self.w
+        return w[0, 0] * x + w[0, 1] * y, w[1, 0] * x + w[1, 1] * y
+
+    def pixel_affine(self):
+        """(q0, qc, qr): whitened plane q of pixel centre (r, c) = q0 + c qc + r qr."""
+        gt = self.geometry.grid.geotransform
+        q0 = np.array(self.whiten(gt[0] + 0.5 * gt[1] + 0.5 * gt[2],
+                                  gt[3] + 0.5 * gt[4] + 0.5 * gt[5]))
+        qc = self.w @ np.array([gt[1], gt[4]])
+        qr = self.w @ np.array([gt[2], gt[5]])
+        return q0, qc, qr
+
+
+def _tile_edges(n: int, tile: int) -> np.ndarray:
+    edges = list(range(0, n, tile)) + [n]
+    if len(edges) > 2 and edges[-1] - edges[-2] < tile // 2:
+        del edges[-2]  # no thin last tile: each tile has >= tile/2 points per side
+    return np.array(edges)
+
+
+class _Tiles:
+    """The swath lattice cut into tiles, each an affine map of its (i, j) into the plane.
+
+    For tile ``t``: plane(i, j) = ``p0 + i a_i + j a_j`` within ``eps`` (metres, measured
+    over the tile's own points); ``h_i``/``h_j``: plane gap per unit of i / j (the
+    parallelogram's heights), so a point ``n`` units of i away is >= ``n h_i - eps`` away.
+    ``exp_i``/``exp_j``: index units around the tile within which a pixel can have one of
+    the tile's points within ``reach`` metres (its footprint).
+    """
+
+    def __init__(self, qx, qy, reach: float, tile: int, threads: int):
+        ny, nx = qx.shape
+        self.qx, self.qy = qx, qy
+        self.ei, self.ej = _tile_edges(ny, tile), _tile_edges(nx, tile)
+        i0, i1 = np.meshgrid(self.ei[:-1], self.ei[1:] - 1, indexing="ij")[0], None
+        ti0, tj0 = np.meshgrid(self.ei[:-1], self.ej[:-1], indexing="ij")
+        ti1, tj1 = np.meshgrid(self.ei[1:] - 1, self.ej[1:] - 1, indexing="ij")
+        self.i0, self.i1, self.j0, self.j1 = (a.ravel() for a in (ti0, ti1, tj0, tj1))
+        base = np.stack([qx[self.i0, self.j0], qy[self.i0, self.j0]], axis=1)
+        self.a_i = (np.stack([qx[self.i1, self.j0], qy[self.i1, self.j0]], axis=1) - base) \
+            / (self.i1 - self.i0)[:, None]
+        self.a_j = (np.stack([qx[self.i0, self.j1], qy[self.i0, self.j1]], axis=1) - base) \
+            / (self.j1 - self.j0)[:, None]
+        self.p0 = base - self.i0[:, None] * self.a_i - self.j0[:, None] * self.a_j
+        det = self.a_i[:, 0] * self.a_j[:, 1] - self.a_i[:, 1] * self.a_j[:, 0]
+        self.h_i = np.abs(det) / np.hypot(self.a_j[:, 0], self.a_j[:, 1])
+        self.h_j = np.abs(det) / np.hypot(self.a_i[:, 0], self.a_i[:, 1])
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            eps = np.array(list(pool.map(self._residual, range(self.i0.size))))
+        self.eps = eps * (1 + 1e-9) + 1e-6
+        self.ok = bool(np.all(self.h_i > 0) and np.all(self.h_j > 0)
+                       and np.all(np.isfinite(self.eps)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.exp_i = (reach + self.eps) / self.h_i
+            self.exp_j = (reach + self.eps) / self.h_j
+
+    def _residual(self, t: int) -> float:
+        si = slice(self.i0[t], self.i1[t] + 1)
+        sj = slice(self.j0[t], self.j1[t] + 1)
+        ii = np.arange(si.start, si.stop, dtype=np.float64)[:, None]
+        jj = np.arange(sj.start, sj.stop, dtype=np.float64)[None, :]
+        p0, a_i, a_j = self.p0[t], self.a_i[t], self.a_j[t]
+        fx = p0[0] + ii * a_i[0] + jj * a_j[0] - self.qx[si, sj]
+        fy = p0[1] + ii * a_i[1] + jj * a_j[1] - self.qy[si, sj]
+        return float(np.sqrt(np.max(fx * fx + fy * fy)))
+
+    def footprint(self, t, plane_px, shape, mask=None, box=False):
+        """Pixels of tile ``t``'s footprint: (rows, cols, ui, uj, px, py) or None.
+
+        ``plane_px`` = (q0, qc, qr, m_inv) of the pixel grid; ``mask`` (optional, bool
+        of the grid) restricts to its True pixels; ``box``: the pixel box (r0, r1, c0, c1)
+        and 2-D arrays over it (inside mask, ui, uj, px, py) instead."""
+        q0, qc, qr, m_inv = plane_px
+        a_i, a_j, p0 = self.a_i[t], self.a_j[t], self.p0[t]
+        lo_i, hi_i = self.i0[t] - self.exp_i[t], self.i1[t] + self.exp_i[t]
+        lo_j, hi_j = self.j0[t] - self.exp_j[t], self.j1[t] + self.exp_j[t]
+        corners = np.array([p0 + i * a_i + j * a_j for i in (lo_i, hi_i) for j in (lo_j, hi_j)])
+        cr = (corners - q0) @ m_inv.T  # (col, row) of the corners
+        c0 = max(int(math.floor(cr[:, 0].min())), 0)
+        c1 = min(int(math.ceil(cr[:, 0].max())) + 1, shape[1])
+        r0 = max(int(math.floor(cr[:, 1].min())), 0)
+        r1 = min(int(math.ceil(cr[:, 1].max())) + 1, shape[0])
+        if c0 >= c1 or r0 >= r1:
+            return None
+        a_inv = np.linalg.inv(np.column_stack([a_i, a_j]))  # plane -> (i, j)
+        if mask is None:
+            cc = np.arange(c0, c1, dtype=np.float64)[None, :]
+            rr = np.arange(r0, r1, dtype=np.float64)[:, None]
+        else:
+            rr, cc = np.nonzero(mask[r0:r1, c0:c1])
+            if not rr.size:
+                return None
+            rr, cc = (rr + r0).astype(np.float64), (cc + c0).astype(np.float64)
+        dx = q0[0] - p0[0] + cc * qc[0] + rr * qr[0]
+        dy = q0[1] - p0[1] + cc * qc[1] + rr * qr[1]
+        ui = a_inv[0, 0] * dx + a_inv[0, 1] * dy
+        uj = a_inv[1, 0] * dx + a_inv[1, 1] * dy
+        inside = (ui >= lo_i) & (ui <= hi_i) & (uj >= lo_j) & (uj <= hi_j)
+        if box:
+            return (r0, r1, c0, c1), inside, ui, uj, dx + p0[0], dy + p0[1]
+        if mask is None:
+            rows, cols = np.nonzero(inside)
+            ui, uj, dx, dy = ui[rows, cols], uj[rows, cols], dx[rows, cols], dy[rows, cols]
+            rows, cols = rows + r0, cols + c0
+        else:
+            rows, cols = rr[inside].astype(np.int64), cc[inside].astype(np.int64)
+            ui, uj, dx, dy = ui[inside], uj[inside], dx[inside], dy[inside]
+        if not rows.size:
+            return None
+        return rows, cols, ui, uj, dx + p0[0], dy + p0[1]
+
+
+def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
+    """Nearest within ``radius`` through the swath's own (i, j) lattice; None if it does not apply.
+
+    The swath points, projected once into the (whitened) target plane, are cut into
+    tiles, each an affine map of its indices within a measured residual. A pixel in a
+    tile's footprint gets the nearest of the tile's 2 x 2 points around its fractional
+    index, with a lower bound for all the tile's other points (one lattice row or
+    column further); merged over the tiles whose footprint holds it, the winner is
+    certain when its plane distance, widened by the plane's scale bound ``delta``, is
+    below the radius and below every other point's lower bound (or all are beyond the
+    radius). Pixels in no footprint have no point within reach. The few doubtful
+    pixels (near ties, radius fringe) are decided by exact sphere chords over a window
+    of each tile's lattice that holds all its points within reach.
+    Returns (out, n_within) or None.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    ny, nx = lon2.shape
+    if ny < 8 or nx < 8 or not np.all(_valid_lonlat(lon2, lat2)):
+        return None
+    geometry = GridGeometry(target_grid)
+    grid = target_grid
+    plane = _Plane(geometry, margin=4 * radius + 100.0)
+    if not plane.ok:
+        return None
+    delta = plane.delta
+    reach = radius / (1.0 - delta) * (1 + 1e-9) + 1e-6  # plane reach of the radius
+    crs = geometry.crs
+    qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
+    rows_step = max(1, -(-ny // max(1, 2 * threads)))
+
+    def project(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
+        y1 = min(ny, y0 + rows_step)
+        transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+        x, y = transformer.transform(lon2[y0:y1], lat2[y0:y1])
+        qx[y0:y1], qy[y0:y1] = plane.whiten(x, y)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(project, range(0, ny, rows_step)))
+    if not (np.isfinite(qx).all() and np.isfinite(qy).all()):
+        return None
+    tiles = _Tiles(qx, qy, reach, TILE, threads)
+    if not tiles.ok:
+        return None
+    q0, qc, qr = plane.pixel_affine()
+    px_affine = (q0, qc, qr, np.linalg.inv(np.array([[qc[0], qr[0]], [qc[1], qr[1]]])))
+    shape = (grid.height, grid.width)
+    best = np.full(shape, np.inf)    # plane distance of the nearest candidate
+    other = np.full(shape, np.inf)   # lower bound of the plane distance of all other points
+    index = np.zeros(shape, dtype=np.int64)
+    lock = threading.Lock()
+    flat_x, flat_y = qx.ravel(), qy.ravel()
+
+    def candidates(t):
+        found = tiles.footprint(t, px_affine, shape, box=True)
+        if found is None:
+            return
+        (r0, r1, c0, c1), inside, ui, uj, px, py = found
+        i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
+        gi = np.clip(np.floor(ui).astype(np.int64), i0, i1 - 1)
+        gj = np.clip(np.floor(uj).astype(np.int64), j0, j1 - 1)
+        k00 = gi * nx + gj
+        d2 = []
+        for off in (0, 1, nx, nx + 1):
+            k = k00 + off
+            ex, ey = flat_x[k] - px, flat_y[k] - py
+            d2.append(ex * ex + ey * ey)
+        # nearest and second nearest of the 2 x 2 (squared plane distances)
+        lo01, hi01 = np.minimum(d2[0], d2[1]), np.maximum(d2[0], d2[1])
+        lo23, hi23 = np.minimum(d2[2], d2[3]), np.maximum(d2[2], d2[3])
+        near23 = lo23 < lo01
+        b = np.sqrt(np.minimum(lo01, lo23))
+        second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
+        k_best = k00 + np.where(near23, np.where(d2[3] < d2[2], nx + 1, nx),
+                                np.where(d2[1] < d2[0], 1, 0))
+        del d2
+        # the tile's other points are >= 1 lattice row/column beyond the 2 x 2
+        t_i = np.minimum(np.where(gi > i0, ui - (gi - 1), np.inf),
+                         np.where(gi + 2 <= i1, gi + 2 - ui, np.inf))
+        t_j = np.minimum(np.where(gj > j0, uj - (gj - 1), np.inf),
+                         np.where(gj + 2 <= j1, gj + 2 - uj, np.inf))
+        low = np.minimum(np.minimum(t_i * tiles.h_i[t], t_j * tiles.h_j[t]) - tiles.eps[t],
+                         np.sqrt(second))
+        with lock:
+            view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
+            old_b = view_b.copy()
+            better = inside & (b < old_b)
+            np.minimum(view_o, np.where(inside, np.minimum(low, np.maximum(old_b, b)), np.inf),
+                       out=view_o)
+            np.copyto(view_b, b, where=better)
+            np.copyto(index[r0:r1, c0:c1], k_best, where=better)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(candidates, range(tiles.i0.size)))
+    dp, dm = 1.0 + delta, 1.0 - delta
+    upper = best * dp + 1e-6
+    within = (upper < radius) & (upper < other * dm - 1e-6)
+    beyond = np.minimum(best, other) * dm - 1e-6 > radius
+    del upper
+    out = np.full(shape, np.nan)
+    out[within] = values[index[within]]
+    n_within = int(np.count_nonzero(within))
+    doubtful = ~(within | beyond)
+    del other, index, within, beyond
+    if doubtful.any():
+        # a point nearer than the best candidate is within best * dp / dm in the plane
+        bound = np.minimum(reach, (best[doubtful] * dp + 1e-6) / dm + 1e-6)
+        n_within += _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry,
+                                      lon2.ravel(), lat2.ravel(), values, radius)
+    return out, n_within
+
+
+def _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry, lon, lat, values,
+                      radius) -> int:
+    """Exact sphere chords for the doubtful pixels over each tile's points within ``bound``.
+
+    ``bound`` (plane metres, one per doubtful pixel in row-major order) reaches every
+    point that can be the pixel's nearest within the radius."""
+    rows, cols = np.nonzero(doubtful)
+    ids = np.full(doubtful.shape, -1, dtype=np.int64)
+    ids[rows, cols] = np.arange(rows.size)
+    target, valid = geometry.cartesian(rows, cols)
+    best_d2 = np.full(rows.size, np.inf)
+    best_k = np.zeros(rows.size, dtype=np.int64)
+    nx = tiles.qx.shape[1]
+    for t in range(tiles.i0.size):
+        found = tiles.footprint(t, px_affine, doubtful.shape, mask=doubtful)
+        if found is None:
+            continue
+        r, c, ui, uj = found[:4]
+        i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
+        pid = ids[r, c]
+        # every point of the tile within ``bound`` is < k_i rows / k_j columns from u
+        reach = float(bound[pid].max())
+        k_i = int(math.floor((reach + tiles.eps[t]) / tiles.h_i[t])) + 1
+        k_j = int(math.floor((reach + tiles.eps[t]) / tiles.h_j[t])) + 1
+        oi = np.arange(-k_i, k_i + 1)
+        oj = np.arange(-k_j, k_j + 1)
+        ii = np.clip(np.round(ui).astype(np.int64)[:, None, None] + oi[None, :, None], i0, i1)
+        jj = np.clip(np.round(uj).astype(np.int64)[:, None, None] + oj[None, None, :], j0, j1)
+        k = (ii * nx + jj).reshape(r.size, -1)
+        src = lonlat_to_cartesian(lon[k], lat[k]).reshape(k.shape + (3,))
+        d2 = ((src - target[pid][:, None, :]) ** 2).sum(axis=2)
+        arg = np.argmin(d2, axis=1)
+        d2min = d2[np.arange(r.size), arg]
+        closer = d2min < best_d2[pid]
+        best_d2[pid[closer]] = d2min[closer]
+        best_k[pid[closer]] = k[np.arange(r.size), arg][closer]
+    hit = valid & (np.sqrt(best_d2) < radius)
+    res = np.full(rows.size, np.nan)
+    res[hit] = values[best_k[hit]]
+    out[rows, cols] = res
+    return int(np.count_nonzero(hit))
+
+
 def swath_to_grid(lon: np.ndarray, lat: np.ndarray, values: np.ndarray,
                   target_grid: Grid, radius: float = DEFAULT_RADIUS,
                   threads: int = DEFAULT_THREADS, block_rows: int = 64) -> np.ndarray:
@@ -254,9 +570,25 @@ def swath_to_grid(lon: np.ndarray, lat: np.ndarray, values: np.ndarray,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    lon, lat, values = (np.asarray(a).ravel() for a in (lon, lat, values))
+    lon, lat, values = (np.asarray(a) for a in (lon, lat, values))
+    shape2 = lon.shape
+    lattice = lon.ndim == 2 and lon.shape == lat.shape == values.shape
+    lon, lat, values = (a.ravel() for a in (lon, lat, values))
     if not lon.size == lat.size == values.size:
         raise S1S2Error("Longitude, latitude and data arrays differ in size.")
+    if not radius > 0 or not math.isfinite(radius):
+        raise S1S2Error(f"RADIUS must be a positive number of metres, not {radius!r}.")
+    if lattice:
+        lon2 = lon.astype(np.float64, copy=False).reshape(shape2)
+        lat2 = lat.astype(np.float64, copy=False).reshape(shape2)
+        fast = _fast_swath_to_grid(lon2, lat2, values.astype(np.float64, copy=False),
+                                   target_grid, float(radius), threads)
+        if fast is not None:
+            out, n_within = fast
+            if not n_within:
+                raise S1S2Error("The swath does not overlap the target grid (no source point "
+                                f"within {radius:g} m of it): nothing to collocate.")
+            return out
     index = SwathIndex(target_grid, radius)
     grid = target_grid
     out = np.empty((grid.height, grid.width), dtype=np.float64)
