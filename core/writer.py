@@ -70,6 +70,8 @@ def check_output_path(path: str, input_paths: Sequence[str] = ()) -> None:
     if not path:
         raise S1S2Error("No output path given.")
     target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise S1S2Error(f"The output '{path}' is a folder; give a file name.")
     for src in input_paths:
         if src and os.path.exists(src) and os.path.realpath(src) == target:
             raise S1S2Error(f"The output '{path}' is also an input; choose another output file.")
