@@ -60,7 +60,7 @@ from . import scl as scl_module
 from .errors import S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .streaming import Window, scan, stream, sub_progress
-from .units import from_db, to_db
+from .units import from_db, require_linear, to_db
 from .writer import OutputRaster, check_output_path
 
 MODEL_LOCAL = "local"
@@ -463,6 +463,9 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
         raise S1S2Error(f"Unknown model {model!r}: use one of {', '.join(MODELS)}.")
     if s1_units not in (UNITS_LINEAR, UNITS_DB):
         raise S1S2Error(f"Unknown S1 units {s1_units!r}: use {UNITS_LINEAR!r} or {UNITS_DB!r}.")
+    if s1_units == UNITS_LINEAR:
+        for band in (vv, vh):
+            require_linear(band, "set S1_UNITS to dB")
     lines: List[str] = []
 
     def say(message):

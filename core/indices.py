@@ -21,7 +21,7 @@ from .errors import S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .safe_metadata import boa_add_offset_for
 from .streaming import stream
-from .units import from_db, to_db
+from .units import from_db, require_linear, to_db
 from .writer import OutputRaster, check_output_path
 
 LINEAR = "linear"
@@ -291,6 +291,9 @@ def rvi4s1_file(vv: BandSource, vh: BandSource, output_path: str, input_units: s
     """RVI4S1 of a VV and a VH band, file to file (float32 GeoTIFF)."""
     if input_units not in INPUT_UNITS:
         raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
+    if input_units == LINEAR:
+        for source in (vv, vh):
+            require_linear(source, "set INPUT_UNITS to dB")
     output = OutputRaster(output_path, bands=["RVI4S1"],
                           metadata=_meta("s1s2:rvi4s1", vv=_describe(vv), vh=_describe(vh),
                                          input_units=input_units,
@@ -310,6 +313,9 @@ def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str
         raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
     if angle is not None and not min_angle < max_angle:
         raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
+    if input_units == LINEAR:
+        for source in (vv, vh):
+            require_linear(source, "set INPUT_UNITS to dB")
     names = {RATIO_LINEAR: ("VV/VH", "linear ratio"), RATIO_DB: ("VV/VH dB", "dB"),
              RATIO_OF_DB: ("VV_dB/VH_dB", "ratio of dB values")}
     band, units = names[mode]

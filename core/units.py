@@ -4,9 +4,10 @@ Convention (SPEC, Conventions): ``to_db(x) = 10*log10(x)``; ``x <= 0`` or NaN
 gives NaN (NoData), never -inf. ``from_db(d) = 10**(d/10)``.
 """
 import numpy as np
+from osgeo import gdal
 
 from .errors import S1S2Error
-from .raster import BandSource
+from .raster import BandSource, nodata_values, open_band
 from .streaming import stream
 from .writer import OutputRaster
 
@@ -30,10 +31,48 @@ def from_db(db: np.ndarray) -> np.ndarray:
     return np.power(np.asarray(10.0, dtype=np.result_type(db.dtype, np.float32)), db / 10.0)
 
 
+def holds_db_values(source: BandSource, sample_size: int = 64) -> bool:
+    """True when a backscatter band holds dB: its unit metadata says dB, or most valid
+    values of a small sample (nine windows spread over the raster) are negative.
+
+    Linear power is never negative; the few negatives left by thermal-noise removal
+    do not move the median. A band without valid samples is not called dB.
+    """
+    dataset, band = open_band(source)
+    unit = (band.GetUnitType() or dataset.GetMetadataItem("units") or "").strip().lower()
+    if unit in ("db", "decibel", "decibels"):
+        return True
+    if unit:
+        return False
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    xs, ys = min(sample_size, width), min(sample_size, height)
+    nodata = nodata_values(source, band)
+    samples = []
+    for fy in (0.1, 0.5, 0.9):
+        for fx in (0.1, 0.5, 0.9):
+            x0 = int(min(max(fx * width - xs / 2, 0), width - xs))
+            y0 = int(min(max(fy * height - ys / 2, 0), height - ys))
+            block = band.ReadAsArray(x0, y0, xs, ys, buf_type=gdal.GDT_Float64).ravel()
+            samples.append(block[np.isfinite(block) & ~np.isin(block, nodata)])
+    sample = np.concatenate(samples)
+    return bool(sample.size) and bool(np.median(sample) < 0)
+
+
+def require_linear(source: BandSource, what_to_do: str) -> None:
+    """S1S2Error (ending with ``what_to_do``) when ``source`` is read as linear power but
+    holds dB: linear-only formulas would turn it into NoData or nonsense without a word."""
+    if holds_db_values(source):
+        raise S1S2Error(
+            f"{source.name}: the values are in dB (unit metadata 'dB' or mostly negative) but "
+            f"are read as linear power; {what_to_do}.")
+
+
 def convert_db_file(source: BandSource, output_path: str, direction: str = LINEAR_TO_DB,
                     progress=None, cancel=None, **stream_options) -> str:
     """Convert one band between linear power and dB, file to file (float32 GeoTIFF)."""
     if direction == LINEAR_TO_DB:
+        require_linear(source, "it is converted already (DIRECTION: dB to linear power "
+                               "converts it back)")
         func, band_name, units = to_db, "backscatter_db", "dB"
     elif direction == DB_TO_LINEAR:
         func, band_name, units = from_db, "backscatter_linear", "linear power"
