@@ -740,3 +740,36 @@ def test_seaice_without_s1_data(s1s2_provider, tmp_path):
     assert result["S1_ICE_CONCENTRATION"] is None and result["AGREEMENT"] is None
     assert result["S2_ICE_CONCENTRATION"] == pytest.approx(
         np.mean(case.rasters["S2_GREEN"][0] >= 2500), abs=0.05)  # holes filled: about
+
+
+# -- wrong units: dB read as linear power -----------------------------------------------------
+DB_AS_LINEAR = [("dbconvert", ("INPUT",), "DIRECTION"), ("rvi4s1", ("VV", "VH"), "INPUT_UNITS"),
+                ("vvvhratio", ("VV", "VH"), "INPUT_UNITS"), ("fusendvi", ("VV", "VH"), "S1_UNITS")]
+
+
+@pytest.mark.parametrize("name,params,units", DB_AS_LINEAR, ids=[n for n, _, _ in DB_AS_LINEAR])
+def test_db_input_read_as_linear_is_a_clear_error(s1s2_provider, tmp_path, name, params,
+                                                  units):
+    """Linear-only formulas would turn dB into an all-NoData or meaningless result."""
+    case = CASES[name]
+    overrides = {p: (10 * np.log10(case.rasters[p][0])).astype(np.float32) for p in params}
+    built, _ = case.build(str(tmp_path), overrides)
+    expect_error(case.alg, built, match=units)
+    assert not os.path.exists(built[case.outputs[0]])
+    # a linear band with a few negatives (thermal-noise removal) is still linear
+    linear_noisy = case.rasters[params[0]][0].copy()
+    linear_noisy[:3] = -0.001
+    (tmp_path / "noisy").mkdir()
+    built, _ = case.build(str(tmp_path / "noisy"), {params[0]: linear_noisy})
+    run(case.alg, built)
+    assert np.isnan(read(built[case.outputs[0]])[:3]).all() or name == "fusendvi"
+
+
+@pytest.mark.parametrize("name", ["dbconvert", "stackstatistics", "seaice"])
+def test_output_that_is_a_folder_is_refused(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    folder = str(tmp_path / "folder.tif")
+    os.mkdir(folder)
+    expect_error(case.alg, dict(params, **{case.outputs[0]: folder}), match="folder")
+    assert os.path.isdir(folder) and leftovers(str(tmp_path)) == []
