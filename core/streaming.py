@@ -118,7 +118,12 @@ class BlockReader:
         x1, y1 = window.xoff + window.xsize + h, window.yoff + window.ysize + h
         cx0, cy0 = max(x0, 0), max(y0, 0)
         cx1, cy1 = min(x1, dataset.RasterXSize), min(y1, dataset.RasterYSize)
-        data = band.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, buf_type=self._gdal_type)
+        try:
+            data = band.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, buf_type=self._gdal_type)
+        except RuntimeError as exc:  # a damaged or truncated file, found mid-run
+            raise S1S2Error(f"{self.sources[index].name}: reading pixels {cx0},{cy0} to "
+                            f"{cx1},{cy1} of '{self.sources[index].path}' failed ({exc}); "
+                            "the file may be damaged or incomplete.") from None
         if data is None:
             raise S1S2Error(f"{self.sources[index].name}: reading pixels failed.")
         data = data.astype(self.dtype, copy=False)
