@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterEnum
 
 from ..core.speckle import DB, LINEAR, refined_lee_file
 from ..core.styles import DB_RAMP, LINEAR_RAMP
+from ..core.units import require_linear
 from .base import S1S2Algorithm
 
 UNITS_HELP = (
@@ -62,6 +63,8 @@ class SpeckleFilterAlgorithm(S1S2Algorithm):
         units = self.UNITS[self.parameterAsEnum(parameters, self.INPUT_UNITS, context)][0]
         options = self.filter_options(parameters, context)
         output = self.output_path(parameters, context, self.OUTPUT)
+        if units == LINEAR:  # filtering dB as linear intensity gives plausible-looking nonsense
+            self.run_core(feedback, _require_linear, source)
         self.run_core(feedback, self.core_function(), source, output, input_units=units,
                       **options)
         self.style_output(context, output, DB_RAMP if units == DB else LINEAR_RAMP)
@@ -97,3 +100,7 @@ class RefinedLee(SpeckleFilterAlgorithm):
 
     def core_function(self):
         return refined_lee_file
+
+
+def _require_linear(source, progress=None, cancel=None):
+    require_linear(source, "set INPUT_UNITS to dB")

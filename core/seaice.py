@@ -42,7 +42,7 @@ from scipy.sparse import csgraph
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .streaming import DEFAULT_MEMORY_MB, Window, scan, stream, sub_progress
-from .units import convert_db_file, DB_TO_LINEAR, to_db
+from .units import convert_db_file, DB_TO_LINEAR, require_linear, to_db
 from .writer import OutputRaster, check_output_path
 
 gdal.UseExceptions()
@@ -447,6 +447,8 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
         else:
             s1 = BandSource(s1_path, s1_band, "S1")
             input_db = is_db_raster(s1) if s1_input_db is None else bool(s1_input_db)
+            if s1_input_db is False:  # forced linear: dB would all become NoData silently
+                require_linear(s1, "set S1_UNITS to dB or to Detect")
         s1_grid, input_db = _s1_on_grid(s1, grid, input_db, workdir)
         meta = {"s1": s1_path, "s2": s2_green.path}
         s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8", metadata=dict(
