@@ -744,7 +744,9 @@ def test_seaice_without_s1_data(s1s2_provider, tmp_path):
 
 # -- wrong units: dB read as linear power -----------------------------------------------------
 DB_AS_LINEAR = [("dbconvert", ("INPUT",), "DIRECTION"), ("rvi4s1", ("VV", "VH"), "INPUT_UNITS"),
-                ("vvvhratio", ("VV", "VH"), "INPUT_UNITS"), ("fusendvi", ("VV", "VH"), "S1_UNITS")]
+                ("vvvhratio", ("VV", "VH"), "INPUT_UNITS"), ("fusendvi", ("VV", "VH"), "S1_UNITS"),
+                ("refinedlee", ("INPUT",), "INPUT_UNITS"), ("leefilter", ("INPUT",), "INPUT_UNITS"),
+                ("focalmedian", ("INPUT",), "INPUT_UNITS")]
 
 
 @pytest.mark.parametrize("name,params,units", DB_AS_LINEAR, ids=[n for n, _, _ in DB_AS_LINEAR])
@@ -762,7 +764,16 @@ def test_db_input_read_as_linear_is_a_clear_error(s1s2_provider, tmp_path, name,
     (tmp_path / "noisy").mkdir()
     built, _ = case.build(str(tmp_path / "noisy"), {params[0]: linear_noisy})
     run(case.alg, built)
-    assert np.isnan(read(built[case.outputs[0]])[:3]).all() or name == "fusendvi"
+    if name in ("dbconvert", "rvi4s1", "vvvhratio"):
+        assert np.isnan(read(built[case.outputs[0]])[:3]).all()
+
+
+def test_seaice_db_forced_linear_is_a_clear_error(s1s2_provider, tmp_path):
+    case = CASES["seaice"]
+    params, _ = case.build(str(tmp_path))
+    expect_error(case.alg, dict(params, S1_UNITS=1), match="S1_UNITS")
+    for output in case.outputs:
+        assert not os.path.exists(params[output])
 
 
 @pytest.mark.parametrize("name", ["dbconvert", "stackstatistics", "seaice"])
@@ -773,3 +784,64 @@ def test_output_that_is_a_folder_is_refused(s1s2_provider, tmp_path, name):
     os.mkdir(folder)
     expect_error(case.alg, dict(params, **{case.outputs[0]: folder}), match="folder")
     assert os.path.isdir(folder) and leftovers(str(tmp_path)) == []
+
+
+# -- a damaged input found mid-run --------------------------------------------------------
+def damaged_raster(path):
+    """A 600 x 600 tiled GeoTIFF whose last tile is garbage: GDAL fails only when reading it."""
+    from osgeo import gdal
+
+    data = _rng(24).uniform(0.01, 0.3, (600, 600)).astype(np.float32)
+    write(path, data, options=("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256",
+                               "COMPRESS=DEFLATE"))
+    dataset = gdal.Open(path)
+    band = dataset.GetRasterBand(1)
+    offset = int(band.GetMetadataItem("BLOCK_OFFSET_2_2", "TIFF"))
+    size = int(band.GetMetadataItem("BLOCK_SIZE_2_2", "TIFF"))
+    dataset = band = None
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xff" * size)
+    return path
+
+
+@pytest.mark.parametrize("name", ["dbconvert", "refinedlee", "focalmedian", "collocate"])
+def test_damaged_input_keeps_previous_output(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    run(case.alg, params)
+    before = digest(params["OUTPUT"])
+    params["INPUT"] = damaged_raster(str(tmp_path / "damaged.tif"))
+    if name == "collocate":
+        params["TARGET"] = write(str(tmp_path / "target600.tif"), np.ones((600, 600), np.float32))
+    expect_error(case.alg, params, match="damaged")
+    assert digest(params["OUTPUT"]) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name,param", [("fusendvi", "VV"), ("seaice", "S1")])
+def test_damaged_input_collocated_on_the_fly(s1s2_provider, tmp_path, name, param):
+    """The same through the warped VRT of an automatic collocation."""
+    case = CASES[name]
+    big = {p: np.resize(a, (600, 600)) for p, (a, _) in case.rasters.items()}
+    if name == "seaice":
+        big["S1"] = big["S1"] + 20.0  # positive: linear power (the damaged file is linear)
+        case_params = {"S1_UNITS": 1}
+    else:
+        case_params = {}
+    params, _ = case.build(str(tmp_path), big)
+    params.update(case_params)
+    damaged = damaged_raster(str(tmp_path / "damaged.tif"))
+    from osgeo import gdal
+    shifted = str(tmp_path / "damaged_shifted.tif")
+    os.replace(damaged, shifted)
+    dataset = gdal.Open(shifted, gdal.GA_Update)
+    dataset.SetGeoTransform(GT_SHIFTED)
+    dataset = None
+    params[param] = shifted
+    if name == "fusendvi":
+        params["VH"] = shifted
+    expect_error(case.alg, params, match="damaged")
+    for output in case.outputs:
+        assert not os.path.exists(params[output])
+    assert leftovers(str(tmp_path)) == []
