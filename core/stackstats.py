@@ -105,6 +105,13 @@ def stack_statistics_file(sources: Sequence[BandSource], outputs: Dict[str, str]
     unknown = set(outputs) - set(STATISTICS)
     if unknown:
         raise S1S2Error(f"Unknown statistic(s) {sorted(unknown)}: use {', '.join(STATISTICS)}.")
+    seen = {}
+    for name in names:  # two statistics on one file: one of them would be lost silently
+        target = os.path.realpath(outputs[name])
+        if target in seen:
+            raise S1S2Error(f"The {seen[target]} and {name} outputs must be different files "
+                            f"(both are '{outputs[name]}').")
+        seen[target] = name
     grid = common_grid(sources)
     described = "; ".join(f"{s.path} band {s.band}" for s in sources)
     specs = []
