@@ -238,15 +238,16 @@ def test_all_nodata_inputs_give_nodata_or_a_clear_error(s1s2_provider, tmp_path,
     overrides = {p: _nodata_like(a, nd) for p, (a, nd) in case.rasters.items()
                  if p not in ("ANGLE", "SCL", "TARGET")}
     params, _ = case.build(str(tmp_path), overrides)
-    if name == "fusendvi":  # nothing to fill from: a clear error or an all-NoData result
-        from qgis.core import QgsProcessingException
-        try:
-            run(case.alg, params)
-        except QgsProcessingException:
-            assert not os.path.exists(params["OUTPUT"])
-        else:
-            assert all_nodata(params["OUTPUT"])
-            assert np.all(raw(params["OUTPUT_SOURCE"]) == 0)
+    if name == "fusendvi":
+        # fixed coefficients: an all-NoData result (source 0 = neither sensor) ...
+        run(case.alg, params)
+        assert all_nodata(params["OUTPUT"])
+        assert np.all(raw(params["OUTPUT_SOURCE"]) == 0)
+        # ... the fitted model has nothing to fit on: a clear error, nothing written
+        local = dict(params, MODEL=0, OUTPUT=str(tmp_path / "local.tif"),
+                     OUTPUT_SOURCE=str(tmp_path / "local_source.tif"))
+        expect_error(case.alg, local, match="No clear pixel")
+        assert not os.path.exists(local["OUTPUT"]) and leftovers(str(tmp_path)) == []
         return
     result = run(case.alg, params)
     if name == "seaice":  # masks are uint8 with NoData 255; numbers unknown
@@ -845,3 +846,12 @@ def test_damaged_input_collocated_on_the_fly(s1s2_provider, tmp_path, name, para
     for output in case.outputs:
         assert not os.path.exists(params[output])
     assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name", ["stackstatistics", "fusendvi", "seaice"])
+def test_two_outputs_on_one_file_are_refused(s1s2_provider, tmp_path, name):
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    first, second = case.outputs[:2]
+    expect_error(case.alg, dict(params, **{second: params[first]}), match="different")
+    assert not os.path.exists(params[first]) and leftovers(str(tmp_path)) == []
