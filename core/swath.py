@@ -246,6 +246,7 @@ class SwathIndex:
 
 # -- fast path: the swath's own index lattice, in the target's (whitened) projected plane --------
 TILE = 32            # swath points per tile side
+ROUNDING = 1e-6      # relative: float32 storage of plane distances
 DELTA_SAFETY = 1e-4  # added to the measured plane -> sphere scale deviation (2nd order, rounding)
 
 
@@ -311,6 +312,18 @@ def _tile_edges(n: int, tile: int) -> np.ndarray:
     return np.array(edges)
 
 
+def _line_bound(a, c, cos):
+    """Lower bound of |x| for a point x at >= a from one line and >= c from another through q.
+
+    ``cos``: |cosine| of the angle between the lines. The nearest such point is the
+    lines' intersection when both distances are exact, |x|^2 = (a^2 + c^2 - 2 a c cos)
+    / sin^2; when one distance is < cos times the other, moving along that line to its
+    foot gives max(a, c)."""
+    sin2 = 1.0 - cos * cos
+    corner = np.sqrt(np.maximum(a * a + c * c - 2 * cos * a * c, 0) / sin2)
+    return np.where((a >= cos * c) & (c >= cos * a), corner, np.maximum(a, c))
+
+
 class _Tiles:
     """The swath lattice cut into tiles, each an affine map of its (i, j) into the plane.
 
@@ -322,31 +335,54 @@ class _Tiles:
     """
 
     def __init__(self, qx, qy, reach: float, tile: int, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
         ny, nx = qx.shape
         self.qx, self.qy = qx, qy
-        self.ei, self.ej = _tile_edges(ny, tile), _tile_edges(nx, tile)
-        i0, i1 = np.meshgrid(self.ei[:-1], self.ei[1:] - 1, indexing="ij")[0], None
-        ti0, tj0 = np.meshgrid(self.ei[:-1], self.ej[:-1], indexing="ij")
-        ti1, tj1 = np.meshgrid(self.ei[1:] - 1, self.ej[1:] - 1, indexing="ij")
-        self.i0, self.i1, self.j0, self.j1 = (a.ravel() for a in (ti0, ti1, tj0, tj1))
-        base = np.stack([qx[self.i0, self.j0], qy[self.i0, self.j0]], axis=1)
-        self.a_i = (np.stack([qx[self.i1, self.j0], qy[self.i1, self.j0]], axis=1) - base) \
-            / (self.i1 - self.i0)[:, None]
-        self.a_j = (np.stack([qx[self.i0, self.j1], qy[self.i0, self.j1]], axis=1) - base) \
-            / (self.j1 - self.j0)[:, None]
-        self.p0 = base - self.i0[:, None] * self.a_i - self.j0[:, None] * self.a_j
-        det = self.a_i[:, 0] * self.a_j[:, 1] - self.a_i[:, 1] * self.a_j[:, 0]
-        self.h_i = np.abs(det) / np.hypot(self.a_j[:, 0], self.a_j[:, 1])
-        self.h_j = np.abs(det) / np.hypot(self.a_i[:, 0], self.a_i[:, 1])
-        from concurrent.futures import ThreadPoolExecutor
+        ei, ej = _tile_edges(ny, tile), _tile_edges(nx, tile)
+        ti0, tj0 = np.meshgrid(ei[:-1], ej[:-1], indexing="ij")
+        ti1, tj1 = np.meshgrid(ei[1:] - 1, ej[1:] - 1, indexing="ij")
+        todo = [a.ravel() for a in (ti0, ti1, tj0, tj1)]
+        done = []
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            while todo[0].size:
+                self._fit(*todo)
+                eps = np.array(list(pool.map(self._residual, range(self.i0.size))))
+                # a tile that bends (tie-point grid seams) more than 1/8 of the lattice
+                # spacing is split in four, down to 8 x 8 points
+                spacing = np.minimum(self.h_i, self.h_j)
+                split = (eps > spacing / 8) & (self.i1 - self.i0 >= 7) & (self.j1 - self.j0 >= 7)
+                keep = ~split
+                done.append([a[keep] for a in (self.i0, self.i1, self.j0, self.j1)])
+                i0, i1, j0, j1 = (a[split] for a in (self.i0, self.i1, self.j0, self.j1))
+                im, jm = (i0 + i1 + 1) // 2, (j0 + j1 + 1) // 2
+                todo = [np.concatenate(x) for x in (
+                    (i0, i0, im, im), (im - 1, im - 1, i1, i1),
+                    (j0, jm, j0, jm), (jm - 1, j1, jm - 1, j1))]
+            self._fit(*(np.concatenate(x) for x in zip(*done)))
             eps = np.array(list(pool.map(self._residual, range(self.i0.size))))
         self.eps = eps * (1 + 1e-9) + 1e-6
         self.ok = bool(np.all(self.h_i > 0) and np.all(self.h_j > 0)
                        and np.all(np.isfinite(self.eps)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.exp_i = (reach + self.eps) / self.h_i
-            self.exp_j = (reach + self.eps) / self.h_j
+            self.exp_i = (reach + self.eps) / self.h_i + 0.01  # + float32 index rounding
+            self.exp_j = (reach + self.eps) / self.h_j + 0.01
+
+    def _fit(self, i0, i1, j0, j1) -> None:
+        """Affine maps of tiles [i0, i1] x [j0, j1] (inclusive) from their corner points."""
+        qx, qy = self.qx, self.qy
+        self.i0, self.i1, self.j0, self.j1 = i0, i1, j0, j1
+        base = np.stack([qx[i0, j0], qy[i0, j0]], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.a_i = (np.stack([qx[i1, j0], qy[i1, j0]], axis=1) - base) / (i1 - i0)[:, None]
+            self.a_j = (np.stack([qx[i0, j1], qy[i0, j1]], axis=1) - base) / (j1 - j0)[:, None]
+            self.p0 = base - i0[:, None] * self.a_i - j0[:, None] * self.a_j
+            det = self.a_i[:, 0] * self.a_j[:, 1] - self.a_i[:, 1] * self.a_j[:, 0]
+            self.h_i = np.abs(det) / np.hypot(self.a_j[:, 0], self.a_j[:, 1])
+            self.h_j = np.abs(det) / np.hypot(self.a_i[:, 0], self.a_i[:, 1])
+            # |cos| of the angle between rows and columns (rounded up: a smaller bound)
+            self.cos = np.minimum(np.abs((self.a_i * self.a_j).sum(axis=1)) / np.hypot(
+                *self.a_i.T) / np.hypot(*self.a_j.T) * (1 + 1e-6) + 1e-9, 0.999)
 
     def _residual(self, t: int) -> float:
         si = slice(self.i0[t], self.i1[t] + 1)
@@ -377,6 +413,19 @@ class _Tiles:
         if c0 >= c1 or r0 >= r1:
             return None
         a_inv = np.linalg.inv(np.column_stack([a_i, a_j]))  # plane -> (i, j)
+        if box:
+            # float32 (errors covered by the caller's absolute margin); ui, uj, px, py are
+            # affine in (row, col): one 2-D operation each
+            cc = np.arange(c0, c1, dtype=np.float64)
+            rr = np.arange(r0, r1, dtype=np.float64)[:, None]
+            u0, uc, ur = a_inv @ (q0 - p0), a_inv @ qc, a_inv @ qr
+            f32 = np.float32
+            ui = (u0[0] + cc * uc[0]).astype(f32) + (rr * ur[0]).astype(f32)
+            uj = (u0[1] + cc * uc[1]).astype(f32) + (rr * ur[1]).astype(f32)
+            px = (q0[0] + cc * qc[0]).astype(f32) + (rr * qr[0]).astype(f32)
+            py = (q0[1] + cc * qc[1]).astype(f32) + (rr * qr[1]).astype(f32)
+            inside = (ui >= lo_i) & (ui <= hi_i) & (uj >= lo_j) & (uj <= hi_j)
+            return (r0, r1, c0, c1), inside, ui, uj, px, py
         if mask is None:
             cc = np.arange(c0, c1, dtype=np.float64)[None, :]
             rr = np.arange(r0, r1, dtype=np.float64)[:, None]
@@ -390,8 +439,6 @@ class _Tiles:
         ui = a_inv[0, 0] * dx + a_inv[0, 1] * dy
         uj = a_inv[1, 0] * dx + a_inv[1, 1] * dy
         inside = (ui >= lo_i) & (ui <= hi_i) & (uj >= lo_j) & (uj <= hi_j)
-        if box:
-            return (r0, r1, c0, c1), inside, ui, uj, dx + p0[0], dy + p0[1]
         if mask is None:
             rows, cols = np.nonzero(inside)
             ui, uj, dx, dy = ui[rows, cols], uj[rows, cols], dx[rows, cols], dy[rows, cols]
@@ -451,11 +498,18 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
     q0, qc, qr = plane.pixel_affine()
     px_affine = (q0, qc, qr, np.linalg.inv(np.array([[qc[0], qr[0]], [qc[1], qr[1]]])))
     shape = (grid.height, grid.width)
-    best = np.full(shape, np.inf)    # plane distance of the nearest candidate
-    other = np.full(shape, np.inf)   # lower bound of the plane distance of all other points
-    index = np.zeros(shape, dtype=np.int64)
+    # float32 (rounding, 3e-8 relative, is covered by ROUNDING below), int32 indices
+    best = np.full(shape, np.inf, dtype=np.float32)   # plane distance of the nearest candidate
+    other = np.full(shape, np.inf, dtype=np.float32)  # lower bound for all other points
+    index = np.zeros(shape, dtype=np.int32 if ny * nx < 2 ** 31 else np.int64)
     lock = threading.Lock()
-    flat_x, flat_y = qx.ravel(), qy.ravel()
+    flat_x, flat_y = qx.astype(np.float32).ravel(), qy.astype(np.float32).ravel()
+    # absolute margin (metres) for float32 plane coordinates and distances
+    q_max = float(max(np.abs(qx).max(), np.abs(qy).max(),
+                      np.abs(np.array(plane.pixel_affine()[0])).max()) + 2 * radius)
+    q_max = max(q_max, float(np.abs(np.array([q0 + c * qc + r * qr for c in (0, grid.width)
+                                               for r in (0, grid.height)])).max()))
+    margin = 4e-7 * q_max + 1e-3
 
     def candidates(t):
         found = tiles.footprint(t, px_affine, shape, box=True)
@@ -463,9 +517,9 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
             return
         (r0, r1, c0, c1), inside, ui, uj, px, py = found
         i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
-        gi = np.clip(np.floor(ui).astype(np.int64), i0, i1 - 1)
-        gj = np.clip(np.floor(uj).astype(np.int64), j0, j1 - 1)
-        k00 = gi * nx + gj
+        fi = np.clip(np.floor(ui), i0, i1 - 1)  # float32, whole numbers
+        fj = np.clip(np.floor(uj), j0, j1 - 1)
+        k00 = fi.astype(np.int64) * nx + fj.astype(np.int64)
         d2 = []
         for off in (0, 1, nx, nx + 1):
             k = k00 + off
@@ -481,12 +535,18 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
                                 np.where(d2[1] < d2[0], 1, 0))
         del d2
         # the tile's other points are >= 1 lattice row/column beyond the 2 x 2
-        t_i = np.minimum(np.where(gi > i0, ui - (gi - 1), np.inf),
-                         np.where(gi + 2 <= i1, gi + 2 - ui, np.inf))
-        t_j = np.minimum(np.where(gj > j0, uj - (gj - 1), np.inf),
-                         np.where(gj + 2 <= j1, gj + 2 - uj, np.inf))
-        low = np.minimum(np.minimum(t_i * tiles.h_i[t], t_j * tiles.h_j[t]) - tiles.eps[t],
-                         np.sqrt(second))
+        t_i = np.minimum(np.where(fi > i0, ui - fi + 1, np.inf),
+                         np.where(fi + 2 <= i1, fi + 2 - ui, np.inf))
+        t_j = np.minimum(np.where(fj > j0, uj - fj + 1, np.inf),
+                         np.where(fj + 2 <= j1, fj + 2 - uj, np.inf))
+        # a point lies on a lattice row line and a column line: rows outside the 2 x 2 are
+        # >= t_i h_i away, every row >= s_i (0 inside the tile); same for columns
+        h_i, h_j = tiles.h_i[t], tiles.h_j[t]
+        s_i = np.maximum(np.maximum(i0 - ui, ui - i1), 0) * h_i
+        s_j = np.maximum(np.maximum(j0 - uj, uj - j1), 0) * h_j
+        low = np.minimum(_line_bound(t_i * h_i, s_j, tiles.cos[t]),
+                         _line_bound(s_i, t_j * h_j, tiles.cos[t]))
+        low = np.minimum(low - tiles.eps[t], np.sqrt(second))
         with lock:
             view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
             old_b = view_b.copy()
@@ -498,19 +558,24 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(candidates, range(tiles.i0.size)))
-    dp, dm = 1.0 + delta, 1.0 - delta
-    upper = best * dp + 1e-6
-    within = (upper < radius) & (upper < other * dm - 1e-6)
-    beyond = np.minimum(best, other) * dm - 1e-6 > radius
-    del upper
+    dp, dm = 1.0 + delta + ROUNDING, 1.0 - delta - ROUNDING
     out = np.full(shape, np.nan)
-    out[within] = values[index[within]]
-    n_within = int(np.count_nonzero(within))
-    doubtful = ~(within | beyond)
-    del other, index, within, beyond
+    doubtful = np.zeros(shape, dtype=bool)
+    n_within = 0
+    for r0 in range(0, shape[0], 256):  # row blocks: small temporaries
+        rows = slice(r0, min(r0 + 256, shape[0]))
+        b, o = best[rows].astype(np.float64), other[rows].astype(np.float64)
+        upper = b * dp + margin
+        within = (upper < radius) & (upper < o * dm - margin)
+        beyond = np.minimum(b, o) * dm - margin > radius
+        out[rows][within] = values[index[rows][within]]
+        n_within += int(np.count_nonzero(within))
+        doubtful[rows] = ~(within | beyond)
+    del other, index
     if doubtful.any():
         # a point nearer than the best candidate is within best * dp / dm in the plane
-        bound = np.minimum(reach, (best[doubtful] * dp + 1e-6) / dm + 1e-6)
+        bound = np.minimum(reach, (best[doubtful] * dp + margin) / dm + margin)
+        del best
         n_within += _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry,
                                       lon2.ravel(), lat2.ravel(), values, radius)
     return out, n_within
