@@ -144,8 +144,9 @@ def digest(path):
 
 
 def leftovers(folder):
-    return sorted(glob.glob(os.path.join(folder, "*.part.tif*")) +
-                  glob.glob(os.path.join(folder, ".*.part.tif*")))
+    """Temporary files or folders left in ``folder`` (``.<name>.part.tif``, work folders)."""
+    return sorted(set(glob.glob(os.path.join(folder, "*.part.tif*")) +
+                      glob.glob(os.path.join(folder, ".*"))))
 
 
 def expect_error(alg, params, match=None):
@@ -855,3 +856,48 @@ def test_two_outputs_on_one_file_are_refused(s1s2_provider, tmp_path, name):
     first, second = case.outputs[:2]
     expect_error(case.alg, dict(params, **{second: params[first]}), match="different")
     assert not os.path.exists(params[first]) and leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name,mode", [("rvi4s1", None), ("vvvhratio", 0), ("vvvhratio", 1),
+                                       ("vvvhratio", 2)])
+def test_division_by_zero_is_nodata(s1s2_provider, tmp_path, name, mode):
+    """SPEC: division by zero -> NoData (never inf); VV = VH = 0 too."""
+    case = CASES[name]
+    vv, vh = case.rasters["VV"][0].copy(), case.rasters["VH"][0].copy()
+    vv[0, :3] = 0.0  # VV = 0 (RVI4S1: q = VH/0; ratio of dB: log of 0)
+    vh[1, :3] = 0.0  # VH = 0 (VV/VH)
+    vv[2, :3] = vh[2, :3] = 0.0
+    params, _ = case.build(str(tmp_path), {"VV": vv, "VH": vh})
+    if mode is not None:
+        params["MODE"] = mode
+    run(case.alg, params)
+    got = read(params["OUTPUT"])
+    assert not np.isinf(got).any()
+    assert np.isnan(got[2, :3]).all()
+    if name == "rvi4s1":
+        assert np.isnan(got[0, :3]).all() and (got[1, :3] == 0).all()
+    elif mode == 1:  # linear VV / VH: 0 / VH = 0 is data, VV / 0 is NoData
+        assert (got[0, :3] == 0).all() and np.isnan(got[1, :3]).all()
+    else:  # dB of a zero is NoData
+        assert np.isnan(got[:3, :3]).all()
+
+
+@pytest.mark.parametrize("nodata,dtype", [(-9999.0, np.float32), (65535, np.uint16)],
+                         ids=["float-9999", "uint16-65535"])
+@pytest.mark.parametrize("name", ["dbconvert", "refinedlee", "leefilter", "focalmedian",
+                                  "collocate", "stackstatistics", "anglemask"])
+def test_declared_nodata_value_is_nodata_out(s1s2_provider, tmp_path, name, nodata, dtype):
+    """A declared NoData other than NaN (e.g. -9999) is NoData, never a value to filter."""
+    case = CASES[name]
+    param = "INPUTS_1" if name == "stackstatistics" else "INPUT"
+    array = (case.rasters[param][0] * 1000 + 1).astype(dtype)
+    array[PIXEL] = nodata
+    params, paths = case.build(str(tmp_path))
+    write(paths[param], array, nodata=nodata)
+    if name == "stackstatistics":
+        write(paths["INPUTS_2"], array, nodata=nodata)
+    run(case.alg, params)
+    got = read(params[case.outputs[0]])
+    assert np.isnan(got[PIXEL])
+    assert np.isfinite(got).sum() == got.size - 1  # the neighbours do not see -9999
+    assert np.nanmax(got) < 1000 * 0.3 + 2
