@@ -37,7 +37,7 @@ from osgeo import gdal
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, nodata_values, open_raster
 from .streaming import DEFAULT_MEMORY_MB, DEFAULT_THREADS, stream
-from .units import to_db
+from .units import band_holds_db, to_db
 from .writer import AtomicGeoTiff, OutputRaster, check_output_path
 
 gdal.UseExceptions()
@@ -117,18 +117,12 @@ def is_categorical(dataset: gdal.Dataset, band_number: int) -> bool:
 
 
 def looks_like_db(dataset: gdal.Dataset, band_number: int) -> bool:
-    """Backscatter in dB: unit 'dB', or negative values (linear power is never negative)."""
-    band = dataset.GetRasterBand(band_number)
-    unit = (band.GetUnitType() or band.GetMetadataItem("units") or "").strip().lower()
-    if unit in ("db", "decibel", "decibels"):
-        return True
-    if unit:
-        return False
+    """Backscatter in dB: unit 'dB', or mostly negative values (linear power is never
+    negative; a few negatives from thermal-noise removal do not make a band dB)."""
     try:
-        low, _ = band.ComputeRasterMinMax(True)  # approximate: a subsample of blocks
+        return band_holds_db(dataset, dataset.GetRasterBand(band_number))
     except RuntimeError:
         return False
-    return low is not None and low < 0
 
 
 def _is_float(band: gdal.Band) -> bool:

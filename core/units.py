@@ -31,31 +31,45 @@ def from_db(db: np.ndarray) -> np.ndarray:
     return np.power(np.asarray(10.0, dtype=np.result_type(db.dtype, np.float32)), db / 10.0)
 
 
-def holds_db_values(source: BandSource, sample_size: int = 64) -> bool:
+def band_holds_db(dataset: gdal.Dataset, band: gdal.Band, nodata=(),
+                  sample_size: int = 64) -> bool:
     """True when a backscatter band holds dB: its unit metadata says dB, or most valid
     values of a small sample (nine windows spread over the raster) are negative.
 
     Linear power is never negative; the few negatives left by thermal-noise removal
-    do not move the median. A band without valid samples is not called dB.
+    do not move the median (a minimum would). A band without valid samples is not dB.
     """
-    dataset, band = open_band(source)
-    unit = (band.GetUnitType() or dataset.GetMetadataItem("units") or "").strip().lower()
+    unit = (band.GetUnitType() or band.GetMetadataItem("units") or
+            dataset.GetMetadataItem("units") or "").strip().lower()
     if unit in ("db", "decibel", "decibels"):
         return True
     if unit:
         return False
     width, height = dataset.RasterXSize, dataset.RasterYSize
     xs, ys = min(sample_size, width), min(sample_size, height)
-    nodata = nodata_values(source, band)
     samples = []
     for fy in (0.1, 0.5, 0.9):
         for fx in (0.1, 0.5, 0.9):
             x0 = int(min(max(fx * width - xs / 2, 0), width - xs))
             y0 = int(min(max(fy * height - ys / 2, 0), height - ys))
             block = band.ReadAsArray(x0, y0, xs, ys, buf_type=gdal.GDT_Float64).ravel()
-            samples.append(block[np.isfinite(block) & ~np.isin(block, nodata)])
+            valid = np.isfinite(block) & ~np.isin(block, list(nodata))
+            declared = band.GetNoDataValue()
+            if declared is not None:
+                valid &= block != declared
+            samples.append(block[valid])
     sample = np.concatenate(samples)
     return bool(sample.size) and bool(np.median(sample) < 0)
+
+
+def holds_db_values(source: BandSource) -> bool:
+    """:func:`band_holds_db` of one BandSource (its NoData rules applied)."""
+    dataset, band = open_band(source)
+    try:
+        return band_holds_db(dataset, band, nodata_values(source, band))
+    except RuntimeError as exc:
+        raise S1S2Error(f"{source.name}: reading '{source.path}' failed ({exc}); the file may "
+                        "be damaged or incomplete.") from None
 
 
 def require_linear(source: BandSource, what_to_do: str) -> None:
