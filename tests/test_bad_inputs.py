@@ -901,3 +901,26 @@ def test_declared_nodata_value_is_nodata_out(s1s2_provider, tmp_path, name, noda
     assert np.isnan(got[PIXEL])
     assert np.isfinite(got).sum() == got.size - 1  # the neighbours do not see -9999
     assert np.nanmax(got) < 1000 * 0.3 + 2
+
+
+def test_linear_with_a_few_negatives_stays_linear_through_collocation(s1s2_provider, tmp_path):
+    """Thermal-noise-removed sigma0 has a few negatives: collocate must not label it dB
+    (the label would make the next algorithm refuse it as dB read as linear)."""
+    from osgeo import gdal
+
+    case = CASES["collocate"]
+    values = case.rasters["INPUT"][0].copy()
+    values[:2] = -0.002
+    params, _ = case.build(str(tmp_path), {"INPUT": values},
+                           {"INPUT": (500005.0, 10.0, 0.0, 5000005.0, 0.0, -10.0)})
+    params["RESAMPLING"] = 1
+    run(case.alg, params)
+    dataset = gdal.Open(params["OUTPUT"])
+    assert dataset.GetRasterBand(1).GetUnitType().lower() != "db"
+    assert dataset.GetMetadataItem("units", "") != "dB"
+    dataset = None
+    vh = str(tmp_path / "vh.tif")
+    write(vh, read(params["OUTPUT"]).astype(np.float32) / 4)
+    out = str(tmp_path / "rvi.tif")
+    run("s1s2:rvi4s1", {"VV": params["OUTPUT"], "VH": vh, "INPUT_UNITS": 0, "OUTPUT": out})
+    assert np.isfinite(read(out)).sum() > 0.8 * read(out).size
