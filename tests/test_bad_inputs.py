@@ -674,7 +674,8 @@ def test_calibrate_cancel(s1s2_provider, safe_product, tmp_path, previous):
 
 # -- through qgis_process: the message reaches the user, no traceback ------------------------
 QGIS_PROCESS_CASES = [("rvi4s1", "band", "VH_BAND"), ("ndvi", "output=input", "also an input"),
-                      ("anglemask", "grid", "ANGLE is not on the grid")]
+                      ("anglemask", "grid", "ANGLE is not on the grid"),
+                      ("vvvhratio", "units", "set INPUT_UNITS to dB")]
 
 
 @pytest.mark.parametrize("name,kind,expected", QGIS_PROCESS_CASES,
@@ -682,7 +683,11 @@ QGIS_PROCESS_CASES = [("rvi4s1", "band", "VH_BAND"), ("ndvi", "output=input", "a
 def test_qgis_process_reports_bad_input(qgis_process, tmp_path, name, kind, expected):
     case = CASES[name]
     geotransforms = {"ANGLE": GT_SHIFTED} if kind == "grid" else None
-    params, paths = case.build(str(tmp_path), geotransforms=geotransforms)
+    overrides = None
+    if kind == "units":  # dB rasters, read as linear power
+        overrides = {p: (10 * np.log10(case.rasters[p][0])).astype(np.float32)
+                     for p in ("VV", "VH")}
+    params, paths = case.build(str(tmp_path), overrides, geotransforms)
     before = {p: digest(x) for p, x in paths.items()}
     if kind == "band":
         params["VH_BAND"] = 3
@@ -924,3 +929,14 @@ def test_linear_with_a_few_negatives_stays_linear_through_collocation(s1s2_provi
     out = str(tmp_path / "rvi.tif")
     run("s1s2:rvi4s1", {"VV": params["OUTPUT"], "VH": vh, "INPUT_UNITS": 0, "OUTPUT": out})
     assert np.isfinite(read(out)).sum() > 0.8 * read(out).size
+
+
+def test_fusendvi_uint16_red_above_nir(s1s2_provider, tmp_path):
+    case = CASES["fusendvi"]
+    red = np.full(SHAPE, 5000, np.uint16)
+    nir = np.full(SHAPE, 1000, np.uint16)
+    params, _ = case.build(str(tmp_path), {"RED": red, "NIR": nir})
+    run(case.alg, params)
+    clear = raw(params["OUTPUT_SOURCE"]) == 1
+    assert clear.sum() == SHAPE[0] * (SHAPE[1] - 6)
+    np.testing.assert_allclose(read(params["OUTPUT"])[clear], -4000 / 6000, rtol=1e-6)
