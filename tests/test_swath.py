@@ -102,6 +102,26 @@ def test_identical_to_pyresample_resample_nearest(swath, radius):
     assert 0.05 < beyond < 0.95  # the grid really covers swath and empty space
 
 
+def crs_grid(lon, lat, epsg, pixel, width, height):
+    """A north-up grid in ``epsg`` whose top-left corner is inside the swath's bounding box."""
+    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    x0 = x.min() + 0.1 * (x.max() - x.min())
+    y0 = y.max() - 0.1 * (y.max() - y.min())
+    return Grid(srs.ExportToWkt(), (x0, pixel, 0.0, y0, 0.0, -pixel), width, height)
+
+
+@pytest.mark.parametrize("epsg, pixel", [(4326, 0.0002), (3413, 10.0)])
+def test_identical_to_pyresample_geographic_and_polar_targets(swath, epsg, pixel):
+    """Same swath onto a lon/lat grid (anisotropic degrees) and a polar stereographic grid."""
+    lon, lat, values = swath
+    grid = crs_grid(lon, lat, epsg, pixel, 900, 900)
+    ours = swath_to_grid(lon, lat, values, grid, 50.0)
+    np.testing.assert_array_equal(ours, pyresample_nearest(lon, lat, values, grid, 50.0))
+    assert 0.05 < np.isnan(ours).mean() < 0.95
+
+
 def test_beyond_radius_is_nan_by_brute_force(swath):
     """Independent check: for sample pixels, the minimum chord distance over all points."""
     lon, lat, values = swath
