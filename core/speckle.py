@@ -56,7 +56,9 @@ REFINED_LEE_SIZE = 7
 # (the heavy temporaries are per tile, see _TILE_ROWS).
 _REFINED_LEE_SCRATCH = 6.0
 _GATHER_CHUNK = 32768  # pixels per gathered plain-Lee batch (about 13 MB of windows)
-_TILE_ROWS, _TILE_COLS = 48, 1024  # refined_lee's tiles: temporaries in cache, few numpy calls (GIL)
+# refined_lee's tiles: temporaries stay in cache, and few enough numpy calls per pixel (each holds
+# the GIL between its loops: with 128 x 128 tiles two streaming threads ran no faster than one)
+_TILE_ROWS, _TILE_COLS = 48, 1024
 
 LINEAR = "linear"
 DB = "db"
