@@ -371,14 +371,14 @@ class _Tiles:
                 spacing = np.minimum(self.h_i, self.h_j)
                 split = (eps > spacing / 8) & (self.i1 - self.i0 >= 7) & (self.j1 - self.j0 >= 7)
                 keep = ~split
-                done.append([a[keep] for a in (self.i0, self.i1, self.j0, self.j1)])
+                done.append([a[keep] for a in (self.i0, self.i1, self.j0, self.j1, eps)])
                 i0, i1, j0, j1 = (a[split] for a in (self.i0, self.i1, self.j0, self.j1))
                 im, jm = (i0 + i1 + 1) // 2, (j0 + j1 + 1) // 2
                 todo = [np.concatenate(x) for x in (
                     (i0, i0, im, im), (im - 1, im - 1, i1, i1),
                     (j0, jm, j0, jm), (jm - 1, j1, jm - 1, j1))]
-            self._fit(*(np.concatenate(x) for x in zip(*done)))
-            eps = np.array(list(pool.map(self._residual, range(self.i0.size))))
+        i0, i1, j0, j1, eps = (np.concatenate(x) for x in zip(*done))
+        self._fit(i0, i1, j0, j1)  # the same fits again, for the kept tiles
         self.eps = eps * (1 + 1e-9) + 1e-6
         self.ok = bool(np.all(self.h_i > 0) and np.all(self.h_j > 0)
                        and np.all(np.isfinite(self.eps)))
