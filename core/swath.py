@@ -562,11 +562,18 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
         # a point lies on a lattice row line and a column line: rows outside the 2 x 2 are
         # >= t_i h_i away, every row >= s_i (0 inside the tile); same for columns
         h_i, h_j = tiles.h_i[t], tiles.h_j[t]
-        s_i = np.maximum(np.maximum(i0 - ui, ui - i1), 0) * h_i
-        s_j = np.maximum(np.maximum(j0 - uj, uj - j1), 0) * h_j
-        low = np.minimum(_line_bound(t_i * h_i, s_j, tiles.cos[t]),
-                         _line_bound(s_i, t_j * h_j, tiles.cos[t]))
-        low = np.minimum(low - tiles.eps[t], np.sqrt(second))
+        t_i *= h_i
+        t_j *= h_j
+        low = np.minimum(t_i, t_j)  # where s_i = s_j = 0: inside the tile's index range
+        rim = np.nonzero((inside & ((ui < i0) | (ui > i1) | (uj < j0) | (uj > j1))).ravel())[0]
+        if rim.size:  # the footprint's rim (~1/4 of it)
+            u, v = ui.ravel()[rim], uj.ravel()[rim]
+            s_i = np.maximum(np.maximum(i0 - u, u - i1), 0) * h_i
+            s_j = np.maximum(np.maximum(j0 - v, v - j1), 0) * h_j
+            low.ravel()[rim] = np.minimum(_line_bound(t_i.ravel()[rim], s_j, tiles.cos[t]),
+                                          _line_bound(s_i, t_j.ravel()[rim], tiles.cos[t]))
+        low -= tiles.eps[t]
+        np.minimum(low, np.sqrt(second), out=low)
         # merge with the tiles already seen: the loser's distance joins the lower bound
         view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
         old_b = view_b.copy()
