@@ -28,9 +28,12 @@ Two exact paths give that result:
   chords over every point that can matter. No kd-tree, no per-pixel projection.
   Falls back to the kd-tree path when the assumptions fail (invalid lon/lat,
   degenerate lattice, a CRS plane too distorted over the target).
-* the kd-tree path (:class:`SwathIndex`, used by :func:`collocate_swath` for
-  files): the swath is read in row strips and only points that can be within
-  ``radius`` of some target pixel (a spherical cap around the target) are kept;
+  :func:`collocate_swath` (files) reads the swath box that can reach the target
+  once, prepares it once (:class:`_FastSwath`) and runs the same path output block
+  by block (any block size gives the same pixels).
+* the kd-tree path (:class:`SwathIndex`, the fallback of both): only points that
+  can be within ``radius`` of some target pixel (a spherical cap around the
+  target) are kept;
   the tree is queried block by block, and only in 16 x 16 pixel cells that have
   a source point within reach. Only scipy's cKDTree and pyproj are used.
 """
@@ -214,6 +217,16 @@ class SwathIndex:
         else:
             kept_values = values[valid]
         return xyz, kept_values.astype(np.float64, copy=False)
+
+    def reaches(self, lon, lat) -> np.ndarray:
+        """Bool array (shape of ``lon``): valid points within the cap that holds the target."""
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        near = _valid_lonlat(lon, lat)
+        if math.isfinite(self.cap_radius):
+            xyz = lonlat_to_cartesian(lon[near], lat[near]) - self.cap_centre
+            near[near] = np.einsum("ij,ij->i", xyz, xyz) <= self.cap_radius ** 2
+        return near
 
     @property
     def n_points(self) -> int:
@@ -412,12 +425,13 @@ class _Tiles:
         fy = p0[1] + ii * a_i[1] + jj * a_j[1] - self.qy[si, sj]
         return float(np.sqrt(np.max(fx * fx + fy * fy)))
 
-    def footprint(self, t, plane_px, shape, mask=None, box=False):
+    def footprint(self, t, plane_px, shape, mask=None, box=False, bounds_only=False):
         """Pixels of tile ``t``'s footprint: (rows, cols, ui, uj, px, py) or None.
 
         ``plane_px`` = (q0, qc, qr, m_inv) of the pixel grid; ``mask`` (optional, bool
         of the grid) restricts to its True pixels; ``box``: the pixel box (r0, r1, c0, c1)
-        and 2-D arrays over it (inside mask, ui, uj, px, py) instead."""
+        and 2-D arrays over it (inside mask, ui, uj, px, py) instead; ``bounds_only``: the
+        pixel box alone."""
         q0, qc, qr, m_inv = plane_px
         a_i, a_j, p0 = self.a_i[t], self.a_j[t], self.p0[t]
         lo_i, hi_i = self.i0[t] - self.exp_i[t], self.i1[t] + self.exp_i[t]
@@ -432,6 +446,8 @@ class _Tiles:
         r1 = min(int(math.ceil(cr[:, 1].max())) + 1, shape[0])
         if c0 >= c1 or r0 >= r1:
             return None
+        if bounds_only:
+            return r0, r1, c0, c1
         det = a_i[0] * a_j[1] - a_j[0] * a_i[1]  # plane -> (i, j): inverse of [a_i a_j]
         a_inv = np.array([[a_j[1], -a_j[0]], [-a_i[1], a_i[0]]]) / det
         if box:
@@ -472,6 +488,171 @@ class _Tiles:
         return rows, cols, ui, uj, dx + p0[0], dy + p0[1]
 
 
+class _FastSwath:
+    """The fast path's swath, prepared once: projected, tiled; sampled window by window.
+
+    ``ok`` is False when the path does not apply (see :func:`_fast_swath_to_grid`).
+    :meth:`sample` of any window gives the same pixels as the whole grid at once.
+    """
+
+    def __init__(self, lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ok = False
+        ny, nx = lon2.shape
+        if ny < 8 or nx < 8 or not np.all(_valid_lonlat(lon2, lat2)):
+            return
+        geometry = GridGeometry(target_grid)
+        grid = target_grid
+        plane = _Plane(geometry, margin=4 * radius + 100.0)
+        if not plane.ok:
+            return
+        delta = plane.delta
+        reach = radius / (1.0 - delta) * (1 + 1e-9) + 1e-6  # plane reach of the radius
+        crs = geometry.crs
+        qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
+        rows_step = max(1, -(-ny // max(1, 2 * threads)))
+
+        def project(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
+            y1 = min(ny, y0 + rows_step)
+            transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+            x, y = transformer.transform(lon2[y0:y1], lat2[y0:y1])
+            qx[y0:y1], qy[y0:y1] = plane.whiten(x, y)
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            list(pool.map(project, range(0, ny, rows_step)))
+        if not (np.isfinite(qx).all() and np.isfinite(qy).all()):
+            return
+        tiles = _Tiles(qx, qy, reach, TILE, threads)
+        if not tiles.ok:
+            return
+        q0, qc, qr = plane.pixel_affine()
+        m_inv = np.linalg.inv(np.array([[qc[0], qr[0]], [qc[1], qr[1]]]))
+        # absolute margin (metres) for float32 plane coordinates and distances
+        q_max = float(max(np.abs(qx).max(), np.abs(qy).max(), np.abs(np.array(q0)).max())
+                      + 2 * radius)
+        q_max = max(q_max, float(np.abs(np.array([q0 + c * qc + r * qr for c in (0, grid.width)
+                                                   for r in (0, grid.height)])).max()))
+        self.margin = 4e-7 * q_max + 1e-3
+        self.flat_x, self.flat_y = qx.astype(np.float32).ravel(), qy.astype(np.float32).ravel()
+        self.lon, self.lat = lon2.ravel(), lat2.ravel()
+        self.values = values.ravel()
+        self.nx, self.radius, self.reach, self.delta = nx, radius, reach, delta
+        self.geometry, self.tiles = geometry, tiles
+        self.q0, self.qc, self.qr, self.m_inv = q0, qc, qr, m_inv
+        # each tile's footprint box on the whole grid (+1 pixel): which tiles a window needs
+        boxes = np.zeros((tiles.i0.size, 4), dtype=np.int64)
+        shape = (grid.height, grid.width)
+        for t in range(tiles.i0.size):
+            found = tiles.footprint(t, (q0, qc, qr, m_inv), shape, bounds_only=True)
+            boxes[t] = (-1, -1, -1, -1) if found is None else found
+        self.boxes = boxes
+        self.ok = True
+
+    def reaches_grid(self) -> bool:
+        """Whether some tile's footprint (points within reach of a pixel) meets the grid."""
+        return bool((self.boxes[:, 1] > self.boxes[:, 0]).any())
+
+    def _tiles_for(self, window: Window) -> np.ndarray:
+        r0, r1, c0, c1 = self.boxes.T
+        hit = ((r1 > r0) & (r0 - 1 < window.yoff + window.ysize) & (r1 + 1 > window.yoff)
+               & (c0 - 1 < window.xoff + window.xsize) & (c1 + 1 > window.xoff))
+        return np.nonzero(hit)[0]
+
+    def sample(self, window: Window):
+        """(out, n_within) for the pixels of ``window``: float64 values, NaN beyond the radius."""
+        tiles, nx, radius, margin = self.tiles, self.nx, self.radius, self.margin
+        flat_x, flat_y, values = self.flat_x, self.flat_y, self.values
+        q0 = self.q0 + window.xoff * self.qc + window.yoff * self.qr  # the window's pixel (0, 0)
+        px_affine = (q0, self.qc, self.qr, self.m_inv)
+        shape = (window.ysize, window.xsize)
+        # float32 (rounding, 3e-8 relative, is covered by ROUNDING below), int32 indices
+        best = np.full(shape, np.inf, dtype=np.float32)   # plane distance of the nearest candidate
+        other = np.full(shape, np.inf, dtype=np.float32)  # lower bound for all other points
+        index = np.zeros(shape, dtype=np.int32 if flat_x.size < 2 ** 31 else np.int64)
+
+        def candidates(t):
+            found = tiles.footprint(t, px_affine, shape, box=True)
+            if found is None:
+                return
+            (r0, r1, c0, c1), inside, ui, uj, px, py = found
+            i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
+            fi = np.clip(np.floor(ui), i0, i1 - 1)  # float32, whole numbers
+            fj = np.clip(np.floor(uj), j0, j1 - 1)
+            k00 = fi.astype(np.int64) * nx + fj.astype(np.int64)
+            d2 = []
+            for off in (0, 1, nx, nx + 1):
+                k = k00 + off
+                ex, ey = flat_x[k] - px, flat_y[k] - py
+                d2.append(ex * ex + ey * ey)
+            # nearest and second nearest of the 2 x 2 (squared plane distances)
+            lo01, hi01 = np.minimum(d2[0], d2[1]), np.maximum(d2[0], d2[1])
+            lo23, hi23 = np.minimum(d2[2], d2[3]), np.maximum(d2[2], d2[3])
+            near23 = lo23 < lo01
+            b = np.sqrt(np.minimum(lo01, lo23))
+            second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
+            k_best = k00 + np.where(near23, np.where(d2[3] < d2[2], nx + 1, nx),
+                                    np.where(d2[1] < d2[0], 1, 0))
+            del d2
+            # the tile's other points are >= 1 lattice row/column beyond the 2 x 2
+            t_i = np.minimum(np.where(fi > i0, ui - fi + 1, np.inf),
+                             np.where(fi + 2 <= i1, fi + 2 - ui, np.inf))
+            t_j = np.minimum(np.where(fj > j0, uj - fj + 1, np.inf),
+                             np.where(fj + 2 <= j1, fj + 2 - uj, np.inf))
+            # a point lies on a lattice row line and a column line: rows outside the 2 x 2
+            # are >= t_i h_i away, every row >= s_i (0 inside the tile); same for columns
+            h_i, h_j = tiles.h_i[t], tiles.h_j[t]
+            t_i *= h_i
+            t_j *= h_j
+            low = np.minimum(t_i, t_j)  # where s_i = s_j = 0: inside the tile's index range
+            outside = (ui < i0) | (ui > i1) | (uj < j0) | (uj > j1)
+            rim = np.nonzero((inside & outside).ravel())[0]
+            if rim.size:  # the footprint's rim (~1/4 of it)
+                u, v = ui.ravel()[rim], uj.ravel()[rim]
+                s_i = np.maximum(np.maximum(i0 - u, u - i1), 0) * h_i
+                s_j = np.maximum(np.maximum(j0 - v, v - j1), 0) * h_j
+                low.ravel()[rim] = np.minimum(_line_bound(t_i.ravel()[rim], s_j, tiles.cos[t]),
+                                              _line_bound(s_i, t_j.ravel()[rim], tiles.cos[t]))
+            low -= tiles.eps[t]
+            np.minimum(low, np.sqrt(second), out=low)
+            # merge with the tiles already seen: the loser's distance joins the lower bound
+            view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
+            old_b = view_b.copy()
+            better = inside & (b < old_b)
+            np.minimum(view_o, np.where(inside, np.minimum(low, np.maximum(old_b, b)), np.inf),
+                       out=view_o)
+            np.copyto(view_b, b, where=better)
+            np.copyto(index[r0:r1, c0:c1], k_best, where=better)
+
+        # One thread: the per-tile numpy operations are short, and two threads trading the GIL
+        # for each of them ran no faster (measured) for ~1.5x the CPU time.
+        tile_ids = self._tiles_for(window)
+        for t in tile_ids:
+            candidates(t)
+        dp, dm = 1.0 + self.delta + ROUNDING, 1.0 - self.delta - ROUNDING
+        out = np.full(shape, np.nan)
+        doubtful = np.zeros(shape, dtype=bool)
+        n_within = 0
+        for r0 in range(0, shape[0], 256):  # row blocks: small temporaries
+            rows = slice(r0, min(r0 + 256, shape[0]))
+            b, o = best[rows].astype(np.float64), other[rows].astype(np.float64)
+            upper = b * dp + margin
+            within = (upper < radius) & (upper < o * dm - margin)
+            beyond = np.minimum(b, o) * dm - margin > radius
+            out[rows][within] = values[index[rows][within]]
+            n_within += int(np.count_nonzero(within))
+            doubtful[rows] = ~(within | beyond)
+        other = index = None  # free them before the exact pass
+        if doubtful.any():
+            # a point nearer than the best candidate is within best * dp / dm in the plane
+            bound = np.minimum(self.reach, (best[doubtful] * dp + margin) / dm + margin)
+            best = None
+            n_within += _resolve_doubtful(out, doubtful, bound, tiles, px_affine, self.geometry,
+                                          self.lon, self.lat, values, radius,
+                                          tile_ids=tile_ids, offset=(window.yoff, window.xoff))
+        return out, n_within
+
+
 def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
     """Nearest within ``radius`` through the swath's own (i, j) lattice; None if it does not apply.
 
@@ -487,139 +668,23 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
     of each tile's lattice that holds all its points within reach.
     Returns (out, n_within) or None.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    ny, nx = lon2.shape
-    if ny < 8 or nx < 8 or not np.all(_valid_lonlat(lon2, lat2)):
+    fast = _FastSwath(lon2, lat2, values, target_grid, radius, threads)
+    if not fast.ok:
         return None
-    geometry = GridGeometry(target_grid)
-    grid = target_grid
-    plane = _Plane(geometry, margin=4 * radius + 100.0)
-    if not plane.ok:
-        return None
-    delta = plane.delta
-    reach = radius / (1.0 - delta) * (1 + 1e-9) + 1e-6  # plane reach of the radius
-    crs = geometry.crs
-    qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
-    rows_step = max(1, -(-ny // max(1, 2 * threads)))
-
-    def project(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
-        y1 = min(ny, y0 + rows_step)
-        transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
-        x, y = transformer.transform(lon2[y0:y1], lat2[y0:y1])
-        qx[y0:y1], qy[y0:y1] = plane.whiten(x, y)
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        list(pool.map(project, range(0, ny, rows_step)))
-    if not (np.isfinite(qx).all() and np.isfinite(qy).all()):
-        return None
-    tiles = _Tiles(qx, qy, reach, TILE, threads)
-    if not tiles.ok:
-        return None
-    q0, qc, qr = plane.pixel_affine()
-    px_affine = (q0, qc, qr, np.linalg.inv(np.array([[qc[0], qr[0]], [qc[1], qr[1]]])))
-    shape = (grid.height, grid.width)
-    # float32 (rounding, 3e-8 relative, is covered by ROUNDING below), int32 indices
-    best = np.full(shape, np.inf, dtype=np.float32)   # plane distance of the nearest candidate
-    other = np.full(shape, np.inf, dtype=np.float32)  # lower bound for all other points
-    index = np.zeros(shape, dtype=np.int32 if ny * nx < 2 ** 31 else np.int64)
-    flat_x, flat_y = qx.astype(np.float32).ravel(), qy.astype(np.float32).ravel()
-    # absolute margin (metres) for float32 plane coordinates and distances
-    q_max = float(max(np.abs(qx).max(), np.abs(qy).max(),
-                      np.abs(np.array(plane.pixel_affine()[0])).max()) + 2 * radius)
-    q_max = max(q_max, float(np.abs(np.array([q0 + c * qc + r * qr for c in (0, grid.width)
-                                               for r in (0, grid.height)])).max()))
-    margin = 4e-7 * q_max + 1e-3
-
-    def candidates(t):
-        found = tiles.footprint(t, px_affine, shape, box=True)
-        if found is None:
-            return
-        (r0, r1, c0, c1), inside, ui, uj, px, py = found
-        i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
-        fi = np.clip(np.floor(ui), i0, i1 - 1)  # float32, whole numbers
-        fj = np.clip(np.floor(uj), j0, j1 - 1)
-        k00 = fi.astype(np.int64) * nx + fj.astype(np.int64)
-        d2 = []
-        for off in (0, 1, nx, nx + 1):
-            k = k00 + off
-            ex, ey = flat_x[k] - px, flat_y[k] - py
-            d2.append(ex * ex + ey * ey)
-        # nearest and second nearest of the 2 x 2 (squared plane distances)
-        lo01, hi01 = np.minimum(d2[0], d2[1]), np.maximum(d2[0], d2[1])
-        lo23, hi23 = np.minimum(d2[2], d2[3]), np.maximum(d2[2], d2[3])
-        near23 = lo23 < lo01
-        b = np.sqrt(np.minimum(lo01, lo23))
-        second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
-        k_best = k00 + np.where(near23, np.where(d2[3] < d2[2], nx + 1, nx),
-                                np.where(d2[1] < d2[0], 1, 0))
-        del d2
-        # the tile's other points are >= 1 lattice row/column beyond the 2 x 2
-        t_i = np.minimum(np.where(fi > i0, ui - fi + 1, np.inf),
-                         np.where(fi + 2 <= i1, fi + 2 - ui, np.inf))
-        t_j = np.minimum(np.where(fj > j0, uj - fj + 1, np.inf),
-                         np.where(fj + 2 <= j1, fj + 2 - uj, np.inf))
-        # a point lies on a lattice row line and a column line: rows outside the 2 x 2 are
-        # >= t_i h_i away, every row >= s_i (0 inside the tile); same for columns
-        h_i, h_j = tiles.h_i[t], tiles.h_j[t]
-        t_i *= h_i
-        t_j *= h_j
-        low = np.minimum(t_i, t_j)  # where s_i = s_j = 0: inside the tile's index range
-        rim = np.nonzero((inside & ((ui < i0) | (ui > i1) | (uj < j0) | (uj > j1))).ravel())[0]
-        if rim.size:  # the footprint's rim (~1/4 of it)
-            u, v = ui.ravel()[rim], uj.ravel()[rim]
-            s_i = np.maximum(np.maximum(i0 - u, u - i1), 0) * h_i
-            s_j = np.maximum(np.maximum(j0 - v, v - j1), 0) * h_j
-            low.ravel()[rim] = np.minimum(_line_bound(t_i.ravel()[rim], s_j, tiles.cos[t]),
-                                          _line_bound(s_i, t_j.ravel()[rim], tiles.cos[t]))
-        low -= tiles.eps[t]
-        np.minimum(low, np.sqrt(second), out=low)
-        # merge with the tiles already seen: the loser's distance joins the lower bound
-        view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
-        old_b = view_b.copy()
-        better = inside & (b < old_b)
-        np.minimum(view_o, np.where(inside, np.minimum(low, np.maximum(old_b, b)), np.inf),
-                   out=view_o)
-        np.copyto(view_b, b, where=better)
-        np.copyto(index[r0:r1, c0:c1], k_best, where=better)
-
-    # One thread: the per-tile numpy operations are short, and two threads trading the GIL
-    # for each of them ran no faster (measured) for ~1.5x the CPU time.
-    for t in range(tiles.i0.size):
-        candidates(t)
-    dp, dm = 1.0 + delta + ROUNDING, 1.0 - delta - ROUNDING
-    out = np.full(shape, np.nan)
-    doubtful = np.zeros(shape, dtype=bool)
-    n_within = 0
-    for r0 in range(0, shape[0], 256):  # row blocks: small temporaries
-        rows = slice(r0, min(r0 + 256, shape[0]))
-        b, o = best[rows].astype(np.float64), other[rows].astype(np.float64)
-        upper = b * dp + margin
-        within = (upper < radius) & (upper < o * dm - margin)
-        beyond = np.minimum(b, o) * dm - margin > radius
-        out[rows][within] = values[index[rows][within]]
-        n_within += int(np.count_nonzero(within))
-        doubtful[rows] = ~(within | beyond)
-    other = index = None  # free them before the exact pass
-    if doubtful.any():
-        # a point nearer than the best candidate is within best * dp / dm in the plane
-        bound = np.minimum(reach, (best[doubtful] * dp + margin) / dm + margin)
-        best = None
-        n_within += _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry,
-                                      lon2.ravel(), lat2.ravel(), values, radius)
-    return out, n_within
+    return fast.sample(Window(0, 0, target_grid.width, target_grid.height))
 
 
 def _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry, lon, lat, values,
-                      radius) -> int:
+                      radius, tile_ids=None, offset=(0, 0)) -> int:
     """Exact sphere chords for the doubtful pixels over each tile's points within ``bound``.
 
     ``bound`` (plane metres, one per doubtful pixel in row-major order) reaches every
     point that can be the pixel's nearest within the radius. Returns the number of
-    pixels with a point within the radius."""
+    pixels with a point within the radius. ``tile_ids``: the tiles that can reach the
+    pixels (default all); ``offset``: (row, col) of pixel (0, 0) in the grid."""
     rows, cols = np.nonzero(doubtful)
     found = [(t, tiles.footprint(t, px_affine, doubtful.shape, mask=doubtful))
-             for t in range(tiles.i0.size)]
+             for t in (range(tiles.i0.size) if tile_ids is None else tile_ids)]
     found = [(t, f) for t, f in found if f is not None]
     best_d2 = np.full(rows.size, np.inf)
     best_k = np.zeros(rows.size, dtype=np.int64)
@@ -632,7 +697,7 @@ def _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry, lon, lat
         ui = np.concatenate([f[2] for _, f in found])
         uj = np.concatenate([f[3] for _, f in found])
         del found
-        target, valid = geometry.cartesian(rows, cols)
+        target, valid = geometry.cartesian(rows + offset[0], cols + offset[1])
         nx = tiles.qx.shape[1]
         # every point of the tile within ``bound`` is <= (bound + eps) / h rows (columns)
         # from u: windows of +-k around round(u), k - 1/2 >= that
@@ -851,6 +916,39 @@ class SwathFile:
             yield y0, self.lon.rows(y0, y1), self.lat.rows(y0, y1), self.data.rows(y0, y1)
 
 
+def _read_reaching(swath: "SwathFile", index: "SwathIndex", rows: int, progress: Progress,
+                   cancel: Cancel):
+    """(lon, lat, values) 2-D float64: the swath's smallest row/column box holding every point
+    that can reach the target (the index's cap), or None when no point can."""
+    height = swath.shape[0]
+    kept, r_lo, r_hi, c_lo, c_hi = [], None, None, None, None
+    for y0, lon, lat, values in swath.strips(rows):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        near = index.reaches(lon, lat)
+        hit_r, hit_c = np.nonzero(near.any(axis=1))[0], np.nonzero(near.any(axis=0))[0]
+        if hit_r.size:
+            r_lo = y0 + hit_r[0] if r_lo is None else r_lo
+            r_hi = y0 + hit_r[-1] + 1
+            c_lo = hit_c[0] if c_lo is None else min(c_lo, hit_c[0])
+            c_hi = hit_c[-1] + 1 if c_hi is None else max(c_hi, hit_c[-1] + 1)
+        if r_lo is not None:
+            kept.append((y0, lon, lat, values))
+            while kept and kept[0][0] + kept[0][1].shape[0] <= r_lo:
+                kept.pop(0)
+        if progress:
+            progress(100.0 * min(y0 + rows, height) / height)
+    if r_lo is None:
+        return None
+    arrays = []
+    for k in (1, 2, 3):
+        full = np.concatenate([strip[k] for strip in kept]) if len(kept) > 1 else kept[0][k]
+        start = r_lo - kept[0][0]
+        arrays.append(np.ascontiguousarray(full[start:start + r_hi - r_lo, c_lo:c_hi]))
+        del full
+    return tuple(arrays)
+
+
 def collocate_swath(path: str, variable: str, target_grid: Union[Grid, str], output_path: str,
                     lon_variable: str = "lon", lat_variable: str = "lat",
                     radius: float = DEFAULT_RADIUS, band: int = 1, progress: Progress = None,
@@ -862,6 +960,10 @@ def collocate_swath(path: str, variable: str, target_grid: Union[Grid, str], out
     lat_variable="lat", radius=50.0, band=1, progress=None, cancel=None) -> str``.
     The output has exactly the target's CRS, geotransform and size; it is written
     atomically. No overlap -> S1S2Error and no output.
+
+    The swath box that can reach the target is read once; the lattice fast path (as
+    :func:`swath_to_grid`) then fills the output block by block, or, when it does not
+    apply, the kd-tree path does.
     """
     grid = Grid.of_path(target_grid) if isinstance(target_grid, str) else target_grid
     check_output_path(output_path, [path])
@@ -869,19 +971,42 @@ def collocate_swath(path: str, variable: str, target_grid: Union[Grid, str], out
     index = SwathIndex(grid, radius)
     height, width = swath.shape
     rows = max(1, int(memory_mb * 2 ** 20 / (width * 8 * 12)))
-    build_progress = sub_progress(progress, 0.0, 30.0)
-    for y0, lon, lat, values in swath.strips(rows):
-        if cancel is not None and cancel():
-            raise Cancelled()
-        index.add(lon, lat, values)
-        if build_progress:
-            build_progress(100.0 * min(y0 + rows, height) / height)
-    index.build(workers=threads)
+    no_overlap = S1S2Error("The swath does not overlap the target grid (no source point within "
+                           f"{radius:g} m of it): nothing to collocate.")
+    box = _read_reaching(swath, index, rows, sub_progress(progress, 0.0, 25.0), cancel)
+    if box is None:
+        raise no_overlap
+    lon, lat, values = box
+    box = None
+    fast = _FastSwath(lon, lat, values, grid, float(radius), threads)
+    if fast.ok:
+        if not fast.reaches_grid():
+            raise no_overlap
+        lon = lat = values = None
+        n_points = fast.values.size
+        one_at_a_time = threading.Lock()
+
+        def sample(window):
+            # one block computes at a time (its many short numpy steps run no faster on two
+            # threads trading the GIL, measured), while another thread writes the last one
+            with one_at_a_time:
+                return fast.sample(window)[0]
+    else:
+        fast = None
+        step = max(1, rows)
+        for y0 in range(0, lon.shape[0], step):
+            index.add(lon[y0:y0 + step], lat[y0:y0 + step], values[y0:y0 + step])
+        lon = lat = values = None
+        index.build(workers=threads)
+        n_points = index.n_points
+        sample = index.sample
+    if progress:
+        progress(30.0)
     name = variable or os.path.splitext(os.path.basename(path))[0]
     output = OutputRaster(output_path, bands=[name], metadata={
         "algorithm": "s1s2:collocateswath", "source": f"{path} {variable}".strip(),
         "method": f"nearest neighbour within {radius:g} m (sphere R={EARTH_RADIUS:.0f} m)",
-        "source_points_used": str(index.n_points)})
-    return stream(lambda window: index.sample(window), [], [output], grid=grid,
+        "source_points_used": str(n_points)})
+    return stream(lambda window: sample(window), [], [output], grid=grid,
                   pass_window=True, memory_mb=memory_mb, threads=threads, scratch=24.0,
                   progress=sub_progress(progress, 30.0, 100.0), cancel=cancel)[0]

@@ -182,6 +182,48 @@ def test_netcdf_file_to_geotiff(swath, tmp_path):
     assert [f for f in os.listdir(tmp_path) if ".part" in f] == []
 
 
+def test_file_path_is_the_fast_path_block_by_block(swath, tmp_path, monkeypatch):
+    """collocate_swath == swath_to_grid == pyresample, through several output blocks."""
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat, values = swath
+    nc = write_netcdf(str(tmp_path / "s1_swath.nc"), lon, lat, values)
+    values32 = values.astype(np.float32).astype(np.float64)  # as stored in the file
+    grid = utm_grid(lon, lat, 900, 800, dx=-1500.0, dy=1000.0)
+    windows = []
+    sample = swath_module._FastSwath.sample
+    monkeypatch.setattr(swath_module._FastSwath, "sample",
+                        lambda self, window: windows.append(window) or sample(self, window))
+    small = collocate_swath(nc, "sigmaNought_HV", grid, str(tmp_path / "small.tif"),
+                            memory_mb=1.0)
+    assert len(windows) > 4  # the fast path, over several blocks
+    n_small = len(windows)
+    large = collocate_swath(nc, "sigmaNought_HV", grid, str(tmp_path / "large.tif"),
+                            memory_mb=512.0)
+    assert len(windows) - n_small < n_small
+    expected = pyresample_nearest(lon, lat, values32, grid, 50.0)
+    assert np.isfinite(expected).mean() > 0.3 and np.isnan(expected).any()
+    in_memory = swath_to_grid(lon, lat, values32, grid)
+    np.testing.assert_array_equal(in_memory, expected)
+    np.testing.assert_array_equal(read(small), expected.astype(np.float32))
+    np.testing.assert_array_equal(read(large), expected.astype(np.float32))
+
+
+def test_file_path_falls_back_to_the_kd_tree_on_invalid_lonlat(swath, tmp_path, monkeypatch):
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat, values = (a[:200, :200].copy() for a in swath)
+    lon[50:53, 60:90] = np.nan  # no lattice: the kd-tree path
+    values32 = values.astype(np.float32).astype(np.float64)
+    nc = write_netcdf(str(tmp_path / "holes.nc"), lon, lat, values)
+    grid = utm_grid(lon[:, :1], lat[:, :1], 400, 400, dx=-1000.0, dy=1000.0)
+    monkeypatch.setattr(swath_module._FastSwath, "sample", None)  # must not be used
+    out = collocate_swath(nc, "sigmaNought_HV", grid, str(tmp_path / "o.tif"), memory_mb=1.0)
+    expected = pyresample_nearest(lon, lat, values32, grid, 50.0)
+    assert np.isfinite(expected).any()
+    np.testing.assert_array_equal(read(out), expected.astype(np.float32))
+
+
 def test_gdal_geolocation_arrays(swath, tmp_path):
     lon, lat, values = swath
     lon, lat, values = lon[:300, :300], lat[:300, :300], values[:300, :300]
