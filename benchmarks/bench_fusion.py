@@ -23,10 +23,11 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
 
 import numpy as np
 from osgeo import gdal, osr
@@ -51,20 +52,6 @@ RECIPE = ("numpy.where(numpy.isin(C, [7, 8, 9, 10]), "
           "(B.astype(numpy.float32) - A) / (B.astype(numpy.float32) + A))")
 OUTPUT_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
                   "PREDICTOR=3", "ZLEVEL=1", "NUM_THREADS=2"]
-
-
-def measure(args):
-    """(seconds, peak RSS MB) of one child process, via a wrapper that reports its child."""
-    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-               "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-               "stderr=subprocess.PIPE, text=True); dt = time.perf_counter() - t; "
-               "sys.exit(p.stderr[-3000:]) if p.returncode else None; "
-               "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
-    proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{args[:3]} failed:\n{proc.stderr}")
-    seconds, peak = proc.stdout.split()
-    return float(seconds), float(peak)
 
 
 def make_scene(folder, size):

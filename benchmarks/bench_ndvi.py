@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
+
 import numpy as np
 from osgeo import gdal, osr
 
@@ -46,22 +48,6 @@ ndvi_file(BandSource({red!r}), BandSource({nir!r}), {out!r}, boa_add_offset=0.0)
 """
 OUTPUT_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
                   "PREDICTOR=3", "ZLEVEL=1", "NUM_THREADS=2"]
-
-
-def measure(args, env=None):
-    """(wall seconds, peak RSS MB, CPU seconds) of one child, via a wrapper reporting its child."""
-    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-               "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-               "stderr=subprocess.PIPE, text=True); dt = time.perf_counter() - t; "
-               "sys.exit(p.stderr[-3000:]) if p.returncode else None; "
-               "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
-               "print(dt, r.ru_maxrss / 1024.0, r.ru_utime + r.ru_stime)")
-    proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True,
-                          text=True, env=env)
-    if proc.returncode:
-        raise SystemExit(f"{args[:3]} failed:\n{proc.stderr}")
-    seconds, peak, cpu = proc.stdout.split()
-    return float(seconds), float(peak), float(cpu)
 
 
 def make_pair(folder, size):

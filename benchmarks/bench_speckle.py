@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+import childrun  # benchmarks/childrun.py: the script folder is on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGINS = os.path.join(ROOT, ".build", "plugins")
 sys.path.insert(0, PLUGINS)
@@ -38,18 +40,10 @@ from s1s2_toolkit.core.speckle import refined_lee_file
 refined_lee_file(BandSource({src!r}), {dst!r})
 """
 
-WRAPPER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
-           "stderr=subprocess.DEVNULL); wall = time.perf_counter() - t; "
-           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-           "print(wall, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024.0)")
-
-
 def measure(args, env=None):
-    """(wall s, CPU s, peak RSS MB) of one command, run under a small wrapper process."""
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *args], check=True,
-                         capture_output=True, text=True, env=env).stdout.split()
-    return tuple(float(v) for v in out[-3:])
+    """(wall s, CPU s, peak RSS MB) of one command, the order this script reports."""
+    run = childrun.measure(args, env)
+    return run.seconds, run.cpu_seconds, run.peak_mb
 
 
 def ensure_otb():

@@ -12,10 +12,11 @@ script, each in a fresh child process whose peak RSS is read from
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+
+from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
@@ -30,17 +31,6 @@ def func(x):
     return to_db(x)
 stream(func, [BandSource({src!r})], [OutputRaster({dst!r}, bands=["db"])], halo=halo, scratch=1.0)
 """
-
-
-def measure(args):
-    """Peak RSS of one child, isolated by a wrapper process that reports it itself."""
-    wrapper = ("import resource, subprocess, sys, time; t=time.perf_counter(); "
-               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-               "print(time.perf_counter()-t, "
-               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], check=True,
-                         capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
 
 
 def make_input(path, size):
@@ -86,13 +76,13 @@ def main():
             dst = os.path.join(folder, f"db_core_halo{halo}.tif")
             snippet = CORE_SNIPPET.format(plugins=plugins, halo=halo, src=src, dst=dst)
             rows.append((f"core convert_db_file, halo {halo}",
-                         *measure([sys.executable, "-c", snippet])))
+                         *measure([sys.executable, "-c", snippet])[:2]))
         gdal_calc = shutil.which("gdal_calc.py") or shutil.which("gdal_calc")
         if gdal_calc:
             dst = os.path.join(folder, "db_gdal_calc.tif")
             rows.append(("gdal_calc.py 10*log10(A) (uncompressed)", *measure(
                 [sys.executable, gdal_calc, "-A", src, f"--outfile={dst}", "--overwrite",
-                 "--type=Float32", "--calc=10*log10(A)", "--quiet"])))
+                 "--type=Float32", "--calc=10*log10(A)", "--quiet"])[:2]))
         print(f"\n{'run':<42} {'seconds':>8} {'peak RSS MB':>12}")
         for name, seconds, peak in rows:
             print(f"{name:<42} {seconds:8.1f} {peak:12.0f}")
