@@ -150,72 +150,72 @@ def refined_lee_padded(padded):
     return out
 
 
-def _run_sums(x):
-    """Yield (k, h_k) with h_k[..., r, c] = sum_{t<k} x[..., r, c+t], k = 1..7."""
-    h = x
-    yield 1, h
-    for k in range(2, 8):
-        h = h[..., :-1] + x[..., k - 1:]
-        yield k, h
+def _directional_sums(s, h, w):
+    """The eight 28-pixel directional window sums and the 3x3 box sums of ``s``.
 
+    ``s`` is a (..., h+6, w+6) array (x and x^2 stacked). Returns ``(windows, b3)``:
+    ``windows`` in this order (local (y, x), 0..6): 0 left half (x <= 3), 1 upper-right
+    triangle (x >= y), 2 top half (y <= 3), 3 upper-left triangle (x + y <= 6), 4 right
+    half (x >= 3), 5 lower-left triangle (x <= y), 6 bottom half (y >= 3), 7 lower-right
+    triangle (x + y >= 6), each (..., h, w); ``b3`` the 3x3 box sums, (..., h+4, w+4):
+    sub-window (r, c) of output pixel (i, j) is b3[i + 2r, j + 2c].
 
-def _selected_window_sum(x, h, w, selectors, want_b3=False):
-    """Per pixel, the sum of ``x`` over its selected 28-pixel directional window.
-
-    ``x`` is a (..., h+6, w+6) array (e.g. x and x^2 stacked); ``selectors[k]`` is a 0/1 (h, w) array (of
-    x's type) marking the pixels whose window is k, in this order (local (y, x), 0..6):
-    0 left half (x <= 3), 1 upper-right triangle (x >= y), 2 top half
-    (y <= 3), 3 upper-left triangle (x + y <= 6), 4 right half (x >= 3),
-    5 lower-left triangle (x <= y), 6 bottom half (y >= 3), 7 lower-right
-    triangle (x + y >= 6). Each window sum is built from horizontal run sums
-    by shifted adds, then masked in (exact: one non-zero term per pixel).
-    With ``want_b3`` also returns the 3x3 box sums B3, shape (h+4, w+4): sub-window (r, c) of
-    output pixel (i, j) is B3[i + 2r, j + 2c].
+    Shared pieces keep the count of whole-array adds low (28 per plane): horizontal runs
+    of 2, 3, 4 and 7; 4 x 4 boxes; each triangle is a 4 x 4 corner box plus two 3 x 3
+    triangles (e.g. the upper-right one: rows 0-3 x cols 3-6, and the upper triangles
+    of the 3 x 3 squares at (0, 0) and (4, 4)).
     """
-    ur = ll = ul = lr = None
-    h3 = h4 = h7 = None
-    for k, hk in _run_sums(x):
-        # Row y of a triangle is a horizontal run: lower-left rows y = k-1 are
-        # runs of length k starting at x = 0; lower-right rows y = k-1 start at
-        # x = 7-k; upper-right rows y = 7-k start at x = 7-k; upper-left rows
-        # y = 7-k start at x = 0.
-        y_low, y_up, x_shift = k - 1, 7 - k, 7 - k
-        parts = ((y_low, 0), (y_low, x_shift), (y_up, x_shift), (y_up, 0))
-        views = [hk[..., y0:y0 + h, x0:x0 + w] for y0, x0 in parts]
-        if k == 1:
-            ll, lr, ur, ul = views
-        elif k == 2:
-            ll, lr, ur, ul = (a + b for a, b in zip((ll, lr, ur, ul), views))
-        else:
-            ll += views[0]
-            lr += views[1]
-            ur += views[2]
-            ul += views[3]
-        if k == 3:
-            h3 = hk
-        elif k == 4:
-            h4 = hk
-        elif k == 7:
-            h7 = hk
-    # 7 rows x 4 cols, shape (..., h, w+3), and 4 rows x 7 cols, shape (..., h+3, w),
-    # by doubling: v2 = a[0] + a[1], v4 = v2[0] + v2[2], v7 = (v4[0] + v2[4]) + a[6]
-    v2 = h4[..., 0:h + 5, :] + h4[..., 1:h + 6, :]
-    b74 = v2[..., 0:h, :] + v2[..., 2:h + 2, :]
-    b74 += v2[..., 4:h + 4, :]
+    rows = s.shape[-2]
+    h2 = s[..., :-1] + s[..., 1:]
+    h3 = h2[..., :-1] + s[..., 2:]
+    h4 = h2[..., :-2] + h2[..., 2:]
+    b3 = h3[..., 0:h + 4, :] + h3[..., 1:h + 5, :]
+    b3 += h3[..., 2:h + 6, :]
+    v2 = h4[..., 0:rows - 1, :] + h4[..., 1:rows, :]
+    b44 = v2[..., 0:h + 3, :] + v2[..., 2:h + 5, :]               # 4 x 4, (h+3, w+3)
+    b74 = b44[..., 0:h, :] + v2[..., 4:h + 4, :]                  # 7 rows x 4 cols
     b74 += h4[..., 6:h + 6, :]
     del v2
-    v2 = h7[..., 0:h + 5, :] + h7[..., 1:h + 6, :]
-    b47 = v2[..., 0:h + 3, :] + v2[..., 2:h + 5, :]
-    del v2
-    b3 = _vsum(h3, 3, h + 4) if want_b3 else None  # 3 x 3, shape (h+4, w+4)
+    h7 = h4[..., :-3] + h3[..., 4:]
+    v2 = h7[..., 0:rows - 1, :] + h7[..., 1:rows, :]
+    b47 = v2[..., 0:h + 3, :] + v2[..., 2:h + 5, :]               # 4 rows x 7 cols
+    del v2, h7, h4
+
+    def tri3(a, b, c):
+        """A 3 x 3 triangle from three row pieces (each (row offset, col offset, array))."""
+        (ra, ca, pa), (rb, cb, pb), (rc, cc, pc) = a, b, c
+        out = pa[..., ra:ra + h + 4, ca:ca + w + 4] + pb[..., rb:rb + h + 4, cb:cb + w + 4]
+        out += pc[..., rc:rc + h + 4, cc:cc + w + 4]
+        return out
+
+    upper = tri3((0, 0, h3), (1, 1, h2), (2, 2, s))       # c >= r
+    lower = tri3((0, 0, s), (1, 0, h2), (2, 0, h3))       # c <= r
+    anti_upper = tri3((0, 0, h3), (1, 0, h2), (2, 0, s))  # r + c <= 2
+    anti_lower = tri3((0, 2, s), (1, 1, h2), (2, 0, h3))  # r + c >= 2
+    del h2, h3
+
+    def corner_plus(by, bx, t, t0, t1):
+        out = b44[..., by:by + h, bx:bx + w] + t[..., t0[0]:t0[0] + h, t0[1]:t0[1] + w]
+        out += t[..., t1[0]:t1[0] + h, t1[1]:t1[1] + w]
+        return out
+
+    ur = corner_plus(0, 3, upper, (0, 0), (4, 4))
+    ll = corner_plus(3, 0, lower, (0, 0), (4, 4))
+    ul = corner_plus(0, 0, anti_upper, (0, 4), (4, 0))
+    lr = corner_plus(3, 3, anti_lower, (0, 4), (4, 0))
     windows = (b74[..., 0:w], ur, b47[..., 0:h, :], ul, b74[..., 3:3 + w], ll,
                b47[..., 3:3 + h, :], lr)
+    return windows, b3
+
+
+def _select(windows, selectors):
+    """sum_k windows[k] * selectors[k]: exact, one selector is 1 and the others 0 per pixel."""
     total = np.multiply(windows[0], selectors[0])
     term = np.empty_like(total)
     for window, selector in zip(windows[1:], selectors[1:]):
         np.multiply(window, selector, out=term)
         total += term
-    return total, b3
+    return total
 
 
 def _sort3(a, b, c):
@@ -255,7 +255,7 @@ def _noise_sigma2(b3, b3q, h, w):
 
 
 def _window_choice(b3, h, w):
-    """0/1 selectors (see _selected_window_sum) of each pixel's directional window."""
+    """0/1 selectors (order of _directional_sums) of each pixel's directional window."""
     means = b3 / 9.0
     m = [[means[2 * r:2 * r + h, 2 * c:2 * c + w] for c in range(3)] for r in range(3)]
     centre = m[1][1]
@@ -284,18 +284,17 @@ def _window_choice(b3, h, w):
 
 def _refined_lee_complete(x, h, w, centre):
     """Refined Lee for every pixel as if its 7x7 window were complete (float64)."""
-    # The 3x3 box sums come first (they decide the windows), then the window sums
-    # of x and x^2 (stacked: one pass of numpy calls for both).
-    b3 = _vsum(x[:, 0:w + 4] + x[:, 1:w + 5] + x[:, 2:w + 6], 3, h + 4)
-    selectors = _window_choice(b3, h, w)
+    # x and x^2 stacked: one pass of numpy calls builds the window sums of both.
     stacked = np.empty((2,) + x.shape)
     stacked[0] = x
     np.multiply(x, x, out=stacked[1])
-    (s, q), b3_both = _selected_window_sum(stacked, h, w, selectors, want_b3=True)
-    b3q = b3_both[1]
-    del selectors, stacked
-    sigma2 = _noise_sigma2(b3, b3q, h, w)
-    del b3, b3q
+    windows, b3 = _directional_sums(stacked, h, w)
+    del stacked
+    selectors = _window_choice(b3[0], h, w)
+    s, q = _select(windows, selectors)
+    del windows, selectors
+    sigma2 = _noise_sigma2(b3[0], b3[1], h, w)
+    del b3
     mean_y = s / 28.0
     var_y = (q - s * mean_y) / 27.0
     return _mmse(centre, mean_y, var_y, sigma2)
