@@ -59,6 +59,7 @@ _GATHER_CHUNK = 32768  # pixels per gathered plain-Lee batch (about 13 MB of win
 # refined_lee's tiles: temporaries stay in cache, and few enough numpy calls per pixel (each holds
 # the GIL between its loops: with 128 x 128 tiles two streaming threads ran no faster than one)
 _TILE_ROWS, _TILE_COLS = 48, 1024
+_TINY = np.finfo(np.float64).tiny
 
 LINEAR = "linear"
 DB = "db"
@@ -87,11 +88,18 @@ def _vsum(a, k, rows):
 
 def _mmse(centre, mean, var, sigma2):
     """Lee's MMSE estimate for multiplicative noise of relative variance ``sigma2``."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var_x = np.maximum((var - mean * mean * sigma2) / (1.0 + sigma2), 0.0)
-        b = var_x / var
-        out = mean + b * (centre - mean)
-    return np.where(var > 0, out, mean)
+    # varY <= 0 gives varX = 0, so b = 0 / tiny = 0 and out = meanY (a varY > 0 is a normal
+    # number, far above tiny, so the guarded division changes nothing else)
+    var_x = mean * mean
+    var_x *= sigma2
+    np.subtract(var, var_x, out=var_x)
+    var_x /= 1.0 + sigma2
+    np.maximum(var_x, 0.0, out=var_x)
+    b = np.divide(var_x, np.maximum(var, _TINY), out=var_x)
+    out = np.subtract(centre, mean)
+    out *= b
+    out += mean
+    return out
 
 
 # -------------------------------------------------------------- Refined Lee
@@ -114,10 +122,11 @@ def refined_lee_padded(padded):
     if h <= 0 or w <= 0:
         raise S1S2Error("refined_lee_padded: the block is smaller than its halo.")
     valid = np.isfinite(padded)
-    x = np.where(valid, padded, 0.0).astype(np.float64)
+    all_valid = valid.all()
+    x = padded.astype(np.float64) if all_valid else np.where(valid, padded, 0.0).astype(np.float64)
     centre = x[3:3 + h, 3:3 + w]
     centre_valid = valid[3:3 + h, 3:3 + w]
-    if valid.all():
+    if all_valid:
         complete = np.ones((h, w), dtype=bool)
     else:
         invalid = (~valid).astype(np.uint8)
@@ -140,7 +149,10 @@ def refined_lee_padded(padded):
                 refined = _refined_lee_complete(x[y0:y0 + th + 6, x0:x0 + tw + 6], th, tw,
                                                 centre[y0:y0 + th, x0:x0 + tw])
                 out_tile = out[y0:y0 + th, x0:x0 + tw]
-                np.copyto(out_tile, refined, where=tile_complete, casting="same_kind")
+                if all_valid:
+                    out_tile[...] = refined
+                else:
+                    np.copyto(out_tile, refined, where=tile_complete, casting="same_kind")
     partial = centre_valid & ~complete
     if partial.any():
         rows, cols = np.nonzero(partial)
@@ -233,12 +245,15 @@ def _noise_sigma2(b3, b3q, h, w):
     The ratios enter only sigmaV^2, so they are sorted in float32.
     """
     mean = b3 / 9.0
-    var = b3q - b3 * mean
+    var = b3 * mean
+    np.subtract(b3q, var, out=var)
     np.maximum(var, 0.0, out=var)
     var /= 8.0
     mean *= mean
-    ratio = np.zeros(b3.shape, dtype=np.float32)
-    np.divide(var, mean, out=ratio, where=b3 > 0, casting="same_kind")
+    # SNAP: a sub-window mean <= 0 gives ratio 0 (var is finite and >= 0, so var/inf = 0);
+    # cheaper than a masked divide
+    mean[b3 <= 0] = np.inf
+    ratio = np.divide(var, mean, out=var).astype(np.float32)
     del mean, var
     top, mid, bot = ratio[0:h], ratio[2:2 + h], ratio[4:4 + h]   # sub-window rows 0, 1, 2
     top_s, mid_s, bot_s = _sort3(top, mid, bot)                   # sort each column of 3
@@ -261,24 +276,34 @@ def _window_choice(b3, h, w):
     centre = m[1][1]
     # (first side, second side) sub-window of gradients 0..3
     pairs = ((m[1][0], m[1][2]), (m[0][2], m[2][0]), (m[0][1], m[2][1]), (m[0][0], m[2][2]))
-    best = None
+    best = np.empty((h, w))
+    gradient = np.empty((h, w))
     is_dir = []
     for first, second in pairs:
-        gradient = np.abs(first - second)
-        if best is None:
-            best, chosen = gradient, np.ones((h, w), dtype=bool)
+        np.subtract(first, second, out=gradient)
+        np.abs(gradient, out=gradient)
+        if not is_dir:
+            best, gradient = gradient, best
+            chosen = np.ones((h, w), dtype=bool)
         else:
             chosen = gradient > best          # strict: the first maximum wins ties
             np.maximum(best, gradient, out=best)
+            not_chosen = ~chosen
             for earlier in is_dir:
-                earlier &= ~chosen
+                earlier &= not_chosen
         is_dir.append(chosen)
     selectors = [None] * 8
+    d_first, d_second = best, gradient        # reused as scratch
     for k, (first, second) in enumerate(pairs):
-        first_closer = np.abs(first - centre) < np.abs(centre - second)
+        np.subtract(first, centre, out=d_first)
+        np.abs(d_first, out=d_first)
+        np.subtract(centre, second, out=d_second)
+        np.abs(d_second, out=d_second)
+        first_closer = d_first < d_second
         # 0/1 in float64: multiplying by a same-type array avoids casting buffers
-        selectors[k] = (is_dir[k] & first_closer).astype(np.float64)
-        selectors[4 + k] = (is_dir[k] & ~first_closer).astype(np.float64)
+        selectors[4 + k] = (is_dir[k] > first_closer).astype(np.float64)   # dir and not closer
+        is_dir[k] &= first_closer
+        selectors[k] = is_dir[k].astype(np.float64)
     return selectors
 
 
