@@ -275,6 +275,9 @@ class SwathIndex:
 TILE = 32            # swath points per tile side
 ROUNDING = 1e-6      # relative: float32 storage of plane distances
 DELTA_SAFETY = 1e-4  # added to the measured plane -> sphere scale deviation (2nd order, rounding)
+CHUNK = 1 << 17      # (tile, pixel) elements per vectorised step: temporaries stay in cache
+BAND = 256           # output rows sampled at a time (bands run on parallel threads)
+CELL_TILES = 64      # pixel cell side of the tile look-up for doubtful pixels
 
 
 class _Plane:
@@ -425,67 +428,6 @@ class _Tiles:
         fy = p0[1] + ii * a_i[1] + jj * a_j[1] - self.qy[si, sj]
         return float(np.sqrt(np.max(fx * fx + fy * fy)))
 
-    def footprint(self, t, plane_px, shape, mask=None, box=False, bounds_only=False):
-        """Pixels of tile ``t``'s footprint: (rows, cols, ui, uj, px, py) or None.
-
-        ``plane_px`` = (q0, qc, qr, m_inv) of the pixel grid; ``mask`` (optional, bool
-        of the grid) restricts to its True pixels; ``box``: the pixel box (r0, r1, c0, c1)
-        and 2-D arrays over it (inside mask, ui, uj, px, py) instead; ``bounds_only``: the
-        pixel box alone."""
-        q0, qc, qr, m_inv = plane_px
-        a_i, a_j, p0 = self.a_i[t], self.a_j[t], self.p0[t]
-        lo_i, hi_i = self.i0[t] - self.exp_i[t], self.i1[t] + self.exp_i[t]
-        lo_j, hi_j = self.j0[t] - self.exp_j[t], self.j1[t] + self.exp_j[t]
-        corners = np.array([p0 + i * a_i + j * a_j for i in (lo_i, hi_i) for j in (lo_j, hi_j)])
-        d = corners - q0  # (col, row) of the corners (no BLAS: tiny products, many tiles)
-        cr = np.stack([m_inv[0, 0] * d[:, 0] + m_inv[0, 1] * d[:, 1],
-                       m_inv[1, 0] * d[:, 0] + m_inv[1, 1] * d[:, 1]], axis=1)
-        c0 = max(int(math.floor(cr[:, 0].min())), 0)
-        c1 = min(int(math.ceil(cr[:, 0].max())) + 1, shape[1])
-        r0 = max(int(math.floor(cr[:, 1].min())), 0)
-        r1 = min(int(math.ceil(cr[:, 1].max())) + 1, shape[0])
-        if c0 >= c1 or r0 >= r1:
-            return None
-        if bounds_only:
-            return r0, r1, c0, c1
-        det = a_i[0] * a_j[1] - a_j[0] * a_i[1]  # plane -> (i, j): inverse of [a_i a_j]
-        a_inv = np.array([[a_j[1], -a_j[0]], [-a_i[1], a_i[0]]]) / det
-        if box:
-            # float32 (errors covered by the caller's absolute margin); ui, uj, px, py are
-            # affine in (row, col): one 2-D operation each
-            cc = np.arange(c0, c1, dtype=np.float64)
-            rr = np.arange(r0, r1, dtype=np.float64)[:, None]
-            u0, uc, ur = ((a_inv * v).sum(axis=1) for v in (q0 - p0, qc, qr))
-            f32 = np.float32
-            ui = (u0[0] + cc * uc[0]).astype(f32) + (rr * ur[0]).astype(f32)
-            uj = (u0[1] + cc * uc[1]).astype(f32) + (rr * ur[1]).astype(f32)
-            px = (q0[0] + cc * qc[0]).astype(f32) + (rr * qr[0]).astype(f32)
-            py = (q0[1] + cc * qc[1]).astype(f32) + (rr * qr[1]).astype(f32)
-            inside = (ui >= lo_i) & (ui <= hi_i) & (uj >= lo_j) & (uj <= hi_j)
-            return (r0, r1, c0, c1), inside, ui, uj, px, py
-        if mask is None:
-            cc = np.arange(c0, c1, dtype=np.float64)[None, :]
-            rr = np.arange(r0, r1, dtype=np.float64)[:, None]
-        else:
-            rr, cc = np.nonzero(mask[r0:r1, c0:c1])
-            if not rr.size:
-                return None
-            rr, cc = (rr + r0).astype(np.float64), (cc + c0).astype(np.float64)
-        dx = q0[0] - p0[0] + cc * qc[0] + rr * qr[0]
-        dy = q0[1] - p0[1] + cc * qc[1] + rr * qr[1]
-        ui = a_inv[0, 0] * dx + a_inv[0, 1] * dy
-        uj = a_inv[1, 0] * dx + a_inv[1, 1] * dy
-        inside = (ui >= lo_i) & (ui <= hi_i) & (uj >= lo_j) & (uj <= hi_j)
-        if mask is None:
-            rows, cols = np.nonzero(inside)
-            ui, uj, dx, dy = ui[rows, cols], uj[rows, cols], dx[rows, cols], dy[rows, cols]
-            rows, cols = rows + r0, cols + c0
-        else:
-            rows, cols = rr[inside].astype(np.int64), cc[inside].astype(np.int64)
-            ui, uj, dx, dy = ui[inside], uj[inside], dx[inside], dy[inside]
-        if not rows.size:
-            return None
-        return rows, cols, ui, uj, dx + p0[0], dy + p0[1]
 
 
 class _FastSwath:
@@ -493,6 +435,13 @@ class _FastSwath:
 
     ``ok`` is False when the path does not apply (see :func:`_fast_swath_to_grid`).
     :meth:`sample` of any window gives the same pixels as the whole grid at once.
+
+    Layout: the tiles' plane points are stored tile by tile (tile-major, complex64,
+    relative to each tile's own origin so that float32 keeps ~0.1 mm), so the 2 x 2
+    candidates of a pixel come from one small block of memory. Per-tile maps are
+    kept as arrays (one entry per tile) so that many tiles are processed in one
+    numpy operation: a batch of tiles with disjoint footprint boxes ("colours") is
+    laid out as a (tiles, rows, columns) array of their boxes.
     """
 
     def __init__(self, lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
@@ -528,129 +477,363 @@ class _FastSwath:
             return
         q0, qc, qr = plane.pixel_affine()
         m_inv = np.linalg.inv(np.array([[qc[0], qr[0]], [qc[1], qr[1]]]))
-        # absolute margin (metres) for float32 plane coordinates and distances
-        q_max = float(max(np.abs(qx).max(), np.abs(qy).max(), np.abs(np.array(q0)).max())
-                      + 2 * radius)
-        q_max = max(q_max, float(np.abs(np.array([q0 + c * qc + r * qr for c in (0, grid.width)
-                                                   for r in (0, grid.height)])).max()))
-        self.margin = 4e-7 * q_max + 1e-3
-        self.flat_x, self.flat_y = qx.astype(np.float32).ravel(), qy.astype(np.float32).ravel()
-        self.lon, self.lat = lon2.ravel(), lat2.ravel()
-        self.values = values.ravel()
         self.nx, self.radius, self.reach, self.delta = nx, radius, reach, delta
-        self.geometry, self.tiles = geometry, tiles
-        self.q0, self.qc, self.qr, self.m_inv = q0, qc, qr, m_inv
-        # each tile's footprint box on the whole grid (+1 pixel): which tiles a window needs
-        boxes = np.zeros((tiles.i0.size, 4), dtype=np.int64)
-        shape = (grid.height, grid.width)
-        for t in range(tiles.i0.size):
-            found = tiles.footprint(t, (q0, qc, qr, m_inv), shape, bounds_only=True)
-            boxes[t] = (-1, -1, -1, -1) if found is None else found
+        self.geometry, self.tiles, self.threads = geometry, tiles, max(1, int(threads))
+        self.lon, self.lat = lon2.ravel(), lat2.ravel()
+        self.q0, self.qc, self.qr = q0, qc, qr
+        n_t = tiles.i0.size
+        i0, j0 = tiles.i0, tiles.j0
+        ni, nj = tiles.i1 - i0 + 1, tiles.j1 - j0 + 1
+        # tile-major copies: plane points relative to the tile's first point, and values
+        self.origin = np.stack([qx[i0, j0], qy[i0, j0]], axis=1)
+        self.offset = np.zeros(n_t + 1, dtype=np.int64)
+        np.cumsum(ni * nj, out=self.offset[1:])
+        self.z = np.empty(self.offset[-1], dtype=np.complex64)
+        self.values = np.empty(self.offset[-1], dtype=values.dtype)
+        zx, zy = self.z.view(np.float32)[0::2], self.z.view(np.float32)[1::2]
+        flat_values = values.reshape(ny, nx)
+        q_local = 0.0
+        for t in range(n_t):
+            rows, cols = slice(i0[t], i0[t] + ni[t]), slice(j0[t], j0[t] + nj[t])
+            part = slice(self.offset[t], self.offset[t + 1])
+            block_x = qx[rows, cols] - self.origin[t, 0]
+            block_y = qy[rows, cols] - self.origin[t, 1]
+            zx[part] = block_x.ravel()
+            zy[part] = block_y.ravel()
+            self.values[part] = flat_values[rows, cols].ravel()
+            q_local = max(q_local, float(np.abs(block_x).max()), float(np.abs(block_y).max()))
+        qx = qy = tiles.qx = tiles.qy = None  # the tile-major copy replaces them
+        # per-tile maps: local index u = (i - i0, j - j0) of pixel (r, c) = u0 + c uc + r ur
+        a_i, a_j, p0 = tiles.a_i, tiles.a_j, tiles.p0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = a_i[:, 0] * a_j[:, 1] - a_j[:, 0] * a_i[:, 1]
+            inv = np.stack([np.stack([a_j[:, 1], -a_j[:, 0]], axis=1),
+                            np.stack([-a_i[:, 1], a_i[:, 0]], axis=1)], axis=1) / det[:, None, None]
+        self.u0 = np.einsum("tab,tb->ta", inv, q0 - p0) - np.stack([i0, j0], axis=1)
+        self.uc, self.ur = inv @ qc, inv @ qr
+        # footprint: local index range of the pixels that can have a tile point within reach
+        self.lo = np.stack([-tiles.exp_i, -tiles.exp_j], axis=1)
+        self.hi = np.stack([ni - 1 + tiles.exp_i, nj - 1 + tiles.exp_j], axis=1)
+        self.ni, self.nj = ni, nj
+        # absolute margin (metres) for the float32 local plane coordinates and distances:
+        # local magnitudes stay below q_local plus the footprint's extent
+        extent = float(np.max(np.hypot(ni * np.hypot(*a_i.T), nj * np.hypot(*a_j.T))))
+        self.margin = 4e-7 * (q_local + extent + 2 * reach) + 1e-3
+        # each tile's footprint box on the whole grid: [r0, r1) x [c0, c1), empty if r1 <= r0
+        corners = np.stack([p0 + (i0 + self.lo[:, 0] if a else i0 + self.hi[:, 0])[:, None] * a_i
+                            + (j0 + self.lo[:, 1] if b else j0 + self.hi[:, 1])[:, None] * a_j
+                            for a in (0, 1) for b in (0, 1)], axis=1) - q0  # (T, 4, 2)
+        cr = corners @ m_inv.T  # (col, row) of the corners
+        with np.errstate(invalid="ignore"):
+            c_lo = np.clip(np.floor(cr[..., 0].min(axis=1)), 0, grid.width)
+            c_hi = np.clip(np.ceil(cr[..., 0].max(axis=1)) + 1, 0, grid.width)
+            r_lo = np.clip(np.floor(cr[..., 1].min(axis=1)), 0, grid.height)
+            r_hi = np.clip(np.ceil(cr[..., 1].max(axis=1)) + 1, 0, grid.height)
+        boxes = np.stack([r_lo, r_hi, c_lo, c_hi], axis=1).astype(np.int64)
+        boxes[(boxes[:, 1] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 2])] = 0
         self.boxes = boxes
+        self.colour = _colour_boxes(boxes)
+        self._cell_index(grid)
         self.ok = True
 
     def reaches_grid(self) -> bool:
         """Whether some tile's footprint (points within reach of a pixel) meets the grid."""
         return bool((self.boxes[:, 1] > self.boxes[:, 0]).any())
 
-    def _tiles_for(self, window: Window) -> np.ndarray:
-        r0, r1, c0, c1 = self.boxes.T
-        hit = ((r1 > r0) & (r0 - 1 < window.yoff + window.ysize) & (r1 + 1 > window.yoff)
-               & (c0 - 1 < window.xoff + window.xsize) & (c1 + 1 > window.xoff))
-        return np.nonzero(hit)[0]
+    def _cell_index(self, grid: Grid) -> None:
+        """Tiles whose footprint box meets each CELL_TILES x CELL_TILES pixel cell (CSR)."""
+        side = CELL_TILES
+        boxes = self.boxes
+        live = boxes[:, 1] > boxes[:, 0]
+        cr0, cr1 = boxes[:, 0] // side, (boxes[:, 1] - 1) // side
+        cc0, cc1 = boxes[:, 2] // side, (boxes[:, 3] - 1) // side
+        n_r, n_c = cr1 - cr0 + 1, cc1 - cc0 + 1
+        count = np.where(live, n_r * n_c, 0)
+        tile = np.repeat(np.arange(boxes.shape[0]), count)
+        k = np.arange(tile.size) - np.repeat(np.cumsum(count) - count, count)
+        self.cells_x = -(-grid.width // side)
+        cell = (cr0[tile] + k // n_c[tile]) * self.cells_x + cc0[tile] + k % n_c[tile]
+        order = np.argsort(cell, kind="stable")
+        self.cell_tiles = tile[order]
+        n_cells = self.cells_x * -(-grid.height // side)
+        self.cell_start = np.searchsorted(cell[order], np.arange(n_cells + 1))
+
+    def pairs(self, rows: np.ndarray, cols: np.ndarray):
+        """(pixel, tile, ui, uj) for every pixel (grid rows, cols) in every tile footprint holding it.
+
+        ``pixel`` indexes ``rows``; ui, uj: the pixel's fractional swath (i, j) index under
+        the tile's map (float64)."""
+        cell = (rows // CELL_TILES) * self.cells_x + cols // CELL_TILES
+        start = self.cell_start[cell]
+        count = self.cell_start[cell + 1] - start
+        pixel = np.repeat(np.arange(rows.size), count)
+        k = np.arange(pixel.size) - np.repeat(np.cumsum(count) - count, count)
+        tile = self.cell_tiles[np.repeat(start, count) + k]
+        r, c = rows[pixel].astype(np.float64), cols[pixel].astype(np.float64)
+        u = self.u0[tile] + c[:, None] * self.uc[tile] + r[:, None] * self.ur[tile]
+        inside = np.all((u >= self.lo[tile]) & (u <= self.hi[tile]), axis=1)
+        tile = tile[inside]
+        return (pixel[inside], tile, u[inside, 0] + self.tiles.i0[tile],
+                u[inside, 1] + self.tiles.j0[tile])
 
     def sample(self, window: Window):
-        """(out, n_within) for the pixels of ``window``: float64 values, NaN beyond the radius."""
-        tiles, nx, radius, margin = self.tiles, self.nx, self.radius, self.margin
-        flat_x, flat_y, values = self.flat_x, self.flat_y, self.values
-        q0 = self.q0 + window.xoff * self.qc + window.yoff * self.qr  # the window's pixel (0, 0)
-        px_affine = (q0, self.qc, self.qr, self.m_inv)
+        """(out, n_within) for the pixels of ``window``: float64 values, NaN beyond the radius.
+
+        The window is cut into bands of BAND rows sampled on parallel threads (numpy
+        releases the GIL in the large vectorised steps)."""
+        out = np.empty((window.ysize, window.xsize), dtype=np.float64)
+        bands = [Window(window.xoff, y, window.xsize, min(BAND, window.yoff + window.ysize - y))
+                 for y in range(window.yoff, window.yoff + window.ysize, BAND)]
+
+        def run(band):
+            top = band.yoff - window.yoff
+            return self._sample_band(band, out[top:top + band.ysize])
+
+        if self.threads > 1 and len(bands) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(bands))) as pool:
+                n_within = sum(pool.map(run, bands))
+        else:
+            n_within = sum(map(run, bands))
+        return out, n_within
+
+    def _units(self, window: Window):
+        """Footprint boxes clipped to ``window`` as batches with pairwise disjoint boxes.
+
+        Yields (tiles, r0, c0, heights, widths) arrays; boxes taller than a batch are cut
+        into strips of rows (a tile's strips never overlap)."""
+        y0, y1 = window.yoff, window.yoff + window.ysize
+        x0, x1 = window.xoff, window.xoff + window.xsize
+        boxes = self.boxes
+        r0, r1 = np.maximum(boxes[:, 0], y0), np.minimum(boxes[:, 1], y1)
+        c0, c1 = np.maximum(boxes[:, 2], x0), np.minimum(boxes[:, 3], x1)
+        ts = np.nonzero((r1 > r0) & (c1 > c0))[0]
+        if not ts.size:
+            return
+        r0, c0, hs, ws = r0[ts], c0[ts], (r1 - r0)[ts], (c1 - c0)[ts]
+        # strips: at most CHUNK pixels each (more only for rows wider than CHUNK)
+        strip = np.maximum(1, CHUNK // ws)
+        n = -(-hs // strip)
+        if (n > 1).any():
+            unit = np.repeat(np.arange(ts.size), n)
+            k = np.arange(unit.size) - np.repeat(np.cumsum(n) - n, n)
+            top = r0[unit] + k * strip[unit]
+            hs = np.minimum(strip[unit], r0[unit] + hs[unit] - top)
+            ts, r0, c0, ws = ts[unit], top, c0[unit], ws[unit]
+        order = np.lexsort((ws, hs, self.colour[ts]))
+        ts, r0, c0, hs, ws = ts[order], r0[order], c0[order], hs[order], ws[order]
+        colour = self.colour[ts]
+        start, h_max, w_max = 0, 0, 0
+        for k in range(ts.size):
+            h_new, w_new = max(h_max, int(hs[k])), max(w_max, int(ws[k]))
+            if k > start and (colour[k] != colour[start] or (k - start + 1) * h_new * w_new > CHUNK):
+                yield ts[start:k], r0[start:k], c0[start:k], hs[start:k], ws[start:k]
+                start, h_new, w_new = k, int(hs[k]), int(ws[k])
+            h_max, w_max = h_new, w_new
+        yield ts[start:], r0[start:], c0[start:], hs[start:], ws[start:]
+
+    def _candidates(self, ts, r0, c0, hs, ws, best, other, index, window: Window) -> None:
+        """Merge the 2 x 2 candidates and lower bounds of a batch of tiles into the window's
+        ``best`` (plane distance of the nearest candidate), ``other`` (lower bound for
+        every other point) and ``index`` (tile-major index of the nearest candidate)."""
+        f32 = np.float32
+        h_max, w_max = int(hs.max()), int(ws.max())
+        hh = np.arange(h_max, dtype=f32)[:, None]
+        ww = np.arange(w_max, dtype=f32)[None, :]
+
+        def per_tile(a, dtype=f32):
+            return np.asarray(a).astype(dtype, copy=False).reshape(-1, 1, 1)
+
+        rr, cc = r0.astype(np.float64)[:, None], c0.astype(np.float64)[:, None]
+        ub = self.u0[ts] + cc * self.uc[ts] + rr * self.ur[ts]  # local (i, j) at the box origin
+        uc, ur = self.uc[ts], self.ur[ts]
+        ui = (per_tile(ub[:, 0]) + hh * per_tile(ur[:, 0])) + ww * per_tile(uc[:, 0])
+        uj = (per_tile(ub[:, 1]) + hh * per_tile(ur[:, 1])) + ww * per_tile(uc[:, 1])
+        lo, hi = self.lo[ts], self.hi[ts]
+        inside = (ui >= per_tile(lo[:, 0])) & (ui <= per_tile(hi[:, 0]))
+        inside &= (uj >= per_tile(lo[:, 1])) & (uj <= per_tile(hi[:, 1]))
+        # pixel centres in the tile's local plane coordinates (complex: x + i y)
+        qb = self.q0 + cc * self.qc + rr * self.qr - self.origin[ts]
+        qc = np.complex64(self.qc[0] + 1j * self.qc[1])
+        qr = np.complex64(self.qr[0] + 1j * self.qr[1])
+        pz = (per_tile(qb[:, 0] + 1j * qb[:, 1], np.complex64) + hh * qr) + ww * qc
+        # the 2 x 2 lattice points around the fractional index (clipped to the tile)
+        i_last = per_tile(self.ni[ts] - 2, np.int32)
+        j_last = per_tile(self.nj[ts] - 2, np.int32)
+        fi = ui.astype(np.int32)  # truncation = floor where it matters (>= 0 after the clip)
+        np.maximum(fi, 0, out=fi)
+        np.minimum(fi, i_last, out=fi)
+        fj = uj.astype(np.int32)
+        np.maximum(fj, 0, out=fj)
+        np.minimum(fj, j_last, out=fj)
+        row_len = per_tile(self.nj[ts], np.int64)
+        k00 = per_tile(self.offset[ts], np.int64) + fi * row_len + fj
+        k10 = k00 + row_len
+
+        def dist2(k):
+            w = np.take(self.z, k, mode="wrap")
+            w -= pz
+            v = w.view(f32)
+            v *= v
+            return v[..., 0::2] + v[..., 1::2]
+
+        d0, d1, d2, d3 = dist2(k00), dist2(k00 + 1), dist2(k10), dist2(k10 + 1)
+        lo01, hi01 = np.minimum(d0, d1), np.maximum(d0, d1)
+        lo23, hi23 = np.minimum(d2, d3), np.maximum(d2, d3)
+        near23 = lo23 < lo01
+        k_best = np.where(near23, k10 + (d3 < d2), k00 + (d1 < d0))
+        del d0, d1, d2, d3, k00, k10
+        b = np.sqrt(np.minimum(lo01, lo23))
+        second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
+        del lo01, hi01, lo23, hi23, near23
+        # the tile's other points are >= 1 lattice row/column beyond the 2 x 2 (t_i, t_j
+        # lattice units) and >= s_i, s_j from the tile's index range (0 inside it); a point
+        # lies on one row line and one column line, so it is >= max(t_i h_i, s_j h_j) or
+        # >= max(s_i h_i, t_j h_j) away
+        inf = f32(np.inf)
+        fr = ui - fi.astype(f32)
+        t_i = np.minimum(np.where(fi > 0, fr + 1, inf), np.where(fi < i_last, 2 - fr, inf))
+        s_i = np.maximum(np.maximum(-fr, fr - 1), 0)
+        fr = uj - fj.astype(f32)
+        t_j = np.minimum(np.where(fj > 0, fr + 1, inf), np.where(fj < j_last, 2 - fr, inf))
+        s_j = np.maximum(np.maximum(-fr, fr - 1), 0)
+        del fr, fi, fj, ui, uj
+        h_i, h_j = per_tile(self.tiles.h_i[ts]), per_tile(self.tiles.h_j[ts])
+        t_i *= h_i
+        s_i *= h_i
+        t_j *= h_j
+        s_j *= h_j
+        low = np.minimum(np.maximum(t_i, s_j), np.maximum(s_i, t_j))
+        del t_i, s_i, t_j, s_j
+        low -= per_tile(self.tiles.eps[ts])
+        np.minimum(low, np.sqrt(second), out=low)
+        del second
+        b[~inside] = inf
+        low[~inside] = inf
+        # merge tile by tile (boxes of one batch are disjoint: plain slices)
+        ra, ca = r0 - window.yoff, c0 - window.xoff
+        for k in range(ts.size):
+            h, w = int(hs[k]), int(ws[k])
+            rows, cols = slice(ra[k], ra[k] + h), slice(ca[k], ca[k] + w)
+            view_b, view_o = best[rows, cols], other[rows, cols]
+            b_k = b[k, :h, :w]
+            np.minimum(view_o, np.minimum(low[k, :h, :w], np.maximum(view_b, b_k)), out=view_o)
+            np.copyto(index[rows, cols], k_best[k, :h, :w], where=b_k < view_b)
+            np.minimum(view_b, b_k, out=view_b)
+
+    def _sample_band(self, window: Window, out: np.ndarray) -> int:
+        """Fill ``out`` (the window's pixels, float64); returns how many have a point within."""
+        radius, margin = self.radius, self.margin
         shape = (window.ysize, window.xsize)
-        # float32 (rounding, 3e-8 relative, is covered by ROUNDING below), int32 indices
-        best = np.full(shape, np.inf, dtype=np.float32)   # plane distance of the nearest candidate
-        other = np.full(shape, np.inf, dtype=np.float32)  # lower bound for all other points
-        index = np.zeros(shape, dtype=np.int32 if flat_x.size < 2 ** 31 else np.int64)
-
-        def candidates(t):
-            found = tiles.footprint(t, px_affine, shape, box=True)
-            if found is None:
-                return
-            (r0, r1, c0, c1), inside, ui, uj, px, py = found
-            i0, i1, j0, j1 = tiles.i0[t], tiles.i1[t], tiles.j0[t], tiles.j1[t]
-            fi = np.clip(np.floor(ui), i0, i1 - 1)  # float32, whole numbers
-            fj = np.clip(np.floor(uj), j0, j1 - 1)
-            k00 = fi.astype(np.int64) * nx + fj.astype(np.int64)
-            d2 = []
-            for off in (0, 1, nx, nx + 1):
-                k = k00 + off
-                ex, ey = flat_x[k] - px, flat_y[k] - py
-                d2.append(ex * ex + ey * ey)
-            # nearest and second nearest of the 2 x 2 (squared plane distances)
-            lo01, hi01 = np.minimum(d2[0], d2[1]), np.maximum(d2[0], d2[1])
-            lo23, hi23 = np.minimum(d2[2], d2[3]), np.maximum(d2[2], d2[3])
-            near23 = lo23 < lo01
-            b = np.sqrt(np.minimum(lo01, lo23))
-            second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
-            k_best = k00 + np.where(near23, np.where(d2[3] < d2[2], nx + 1, nx),
-                                    np.where(d2[1] < d2[0], 1, 0))
-            del d2
-            # the tile's other points are >= 1 lattice row/column beyond the 2 x 2
-            t_i = np.minimum(np.where(fi > i0, ui - fi + 1, np.inf),
-                             np.where(fi + 2 <= i1, fi + 2 - ui, np.inf))
-            t_j = np.minimum(np.where(fj > j0, uj - fj + 1, np.inf),
-                             np.where(fj + 2 <= j1, fj + 2 - uj, np.inf))
-            # a point lies on a lattice row line and a column line: rows outside the 2 x 2
-            # are >= t_i h_i away, every row >= s_i (0 inside the tile); same for columns
-            h_i, h_j = tiles.h_i[t], tiles.h_j[t]
-            t_i *= h_i
-            t_j *= h_j
-            low = np.minimum(t_i, t_j)  # where s_i = s_j = 0: inside the tile's index range
-            outside = (ui < i0) | (ui > i1) | (uj < j0) | (uj > j1)
-            rim = np.nonzero((inside & outside).ravel())[0]
-            if rim.size:  # the footprint's rim (~1/4 of it)
-                u, v = ui.ravel()[rim], uj.ravel()[rim]
-                s_i = np.maximum(np.maximum(i0 - u, u - i1), 0) * h_i
-                s_j = np.maximum(np.maximum(j0 - v, v - j1), 0) * h_j
-                low.ravel()[rim] = np.minimum(_line_bound(t_i.ravel()[rim], s_j, tiles.cos[t]),
-                                              _line_bound(s_i, t_j.ravel()[rim], tiles.cos[t]))
-            low -= tiles.eps[t]
-            np.minimum(low, np.sqrt(second), out=low)
-            # merge with the tiles already seen: the loser's distance joins the lower bound
-            view_b, view_o = best[r0:r1, c0:c1], other[r0:r1, c0:c1]
-            old_b = view_b.copy()
-            better = inside & (b < old_b)
-            np.minimum(view_o, np.where(inside, np.minimum(low, np.maximum(old_b, b)), np.inf),
-                       out=view_o)
-            np.copyto(view_b, b, where=better)
-            np.copyto(index[r0:r1, c0:c1], k_best, where=better)
-
-        # One thread: the per-tile numpy operations are short, and two threads trading the GIL
-        # for each of them ran no faster (measured) for ~1.5x the CPU time.
-        tile_ids = self._tiles_for(window)
-        for t in tile_ids:
-            candidates(t)
+        # float32 (rounding, 3e-8 relative, is covered by ROUNDING below)
+        best = np.full(shape, np.inf, dtype=np.float32)
+        other = np.full(shape, np.inf, dtype=np.float32)
+        index = np.zeros(shape, dtype=np.int32 if self.z.size < 2 ** 31 else np.int64)
+        for batch in self._units(window):
+            self._candidates(*batch, best, other, index, window)
         dp, dm = 1.0 + self.delta + ROUNDING, 1.0 - self.delta - ROUNDING
-        out = np.full(shape, np.nan)
-        doubtful = np.zeros(shape, dtype=bool)
-        n_within = 0
-        for r0 in range(0, shape[0], 256):  # row blocks: small temporaries
-            rows = slice(r0, min(r0 + 256, shape[0]))
-            b, o = best[rows].astype(np.float64), other[rows].astype(np.float64)
-            upper = b * dp + margin
-            within = (upper < radius) & (upper < o * dm - margin)
-            beyond = np.minimum(b, o) * dm - margin > radius
-            out[rows][within] = values[index[rows][within]]
-            n_within += int(np.count_nonzero(within))
-            doubtful[rows] = ~(within | beyond)
-        other = index = None  # free them before the exact pass
+        b, o = best.astype(np.float64), other.astype(np.float64)
+        other = None
+        upper = b * dp + margin
+        within = (upper < radius) & (upper < o * dm - margin)
+        doubtful = ~(within | (np.minimum(b, o) * dm - margin > radius))
+        del upper, o
+        out.fill(np.nan)
+        out[within] = self.values[index[within]]
+        n_within = int(np.count_nonzero(within))
+        del within, index
         if doubtful.any():
             # a point nearer than the best candidate is within best * dp / dm in the plane
-            bound = np.minimum(self.reach, (best[doubtful] * dp + margin) / dm + margin)
-            best = None
-            n_within += _resolve_doubtful(out, doubtful, bound, tiles, px_affine, self.geometry,
-                                          self.lon, self.lat, values, radius,
-                                          tile_ids=tile_ids, offset=(window.yoff, window.xoff))
-        return out, n_within
+            bound = np.minimum(self.reach, (b[doubtful] * dp + margin) / dm + margin)
+            del b
+            n_within += self._resolve_doubtful(out, doubtful, bound, window)
+        return n_within
+
+    def _resolve_doubtful(self, out, doubtful, bound, window: Window) -> int:
+        """Exact sphere chords for the doubtful pixels over each tile's points within ``bound``.
+
+        ``bound`` (plane metres, one per doubtful pixel in row-major order) reaches every
+        point that can be the pixel's nearest within the radius. Returns the number of
+        pixels with a point within the radius."""
+        tiles, lon, lat, values, radius = self.tiles, self.lon, self.lat, self.values, self.radius
+        rows, cols = np.nonzero(doubtful)
+        best_d2 = np.full(rows.size, np.inf)
+        best_k = np.zeros(rows.size, dtype=np.int64)
+        pid, tile, ui, uj = self.pairs(rows + window.yoff, cols + window.xoff)
+        target, valid = self.geometry.cartesian(rows + window.yoff, cols + window.xoff)
+        nx = self.nx
+        if pid.size:
+            # every point of the tile within ``bound`` is <= (bound + eps) / h rows (columns)
+            # from u: windows of +-k around round(u), k - 1/2 >= that
+            reach = bound[pid] + tiles.eps[tile]
+            k_i = np.floor(reach / tiles.h_i[tile] + 0.5).astype(np.int64) + 1
+            k_j = np.floor(reach / tiles.h_j[tile] + 0.5).astype(np.int64) + 1
+            ri, rj = np.round(ui).astype(np.int64), np.round(uj).astype(np.int64)
+            for ki, kj in {(int(x), int(y)) for x, y in zip(k_i, k_j)}:
+                sel = np.nonzero((k_i == ki) & (k_j == kj))[0]
+                oi, oj = np.arange(-ki, ki + 1), np.arange(-kj, kj + 1)
+                step = max(1, 400000 // (oi.size * oj.size))
+                for s in range(0, sel.size, step):
+                    e = sel[s:s + step]
+                    t = tile[e]
+                    ii = np.clip(ri[e, None, None] + oi[None, :, None],
+                                 tiles.i0[t][:, None, None], tiles.i1[t][:, None, None])
+                    jj = np.clip(rj[e, None, None] + oj[None, None, :],
+                                 tiles.j0[t][:, None, None], tiles.j1[t][:, None, None])
+                    k = (ii * nx + jj).reshape(e.size, -1)
+                    src = lonlat_to_cartesian(lon[k], lat[k]).reshape(k.shape + (3,))
+                    d2 = ((src - target[pid[e]][:, None, :]) ** 2).sum(axis=2)
+                    arg = np.argmin(d2, axis=1)
+                    d2min = d2[np.arange(e.size), arg]
+                    # the tile-major index of the winner (values are stored tile-major)
+                    li = ii[np.arange(e.size), arg // oj.size, 0] - tiles.i0[t]
+                    lj = jj[np.arange(e.size), 0, arg % oj.size] - tiles.j0[t]
+                    kmin = self.offset[t] + li * self.nj[t] + lj
+                    # a pixel may come twice (two tiles): keep its smallest, then merge
+                    order = np.lexsort((d2min, pid[e]))
+                    p_sorted = pid[e][order]
+                    first = np.ones(order.size, dtype=bool)
+                    first[1:] = p_sorted[1:] != p_sorted[:-1]
+                    order = order[first]
+                    p, d, kk = pid[e][order], d2min[order], kmin[order]
+                    closer = d < best_d2[p]
+                    best_d2[p[closer]] = d[closer]
+                    best_k[p[closer]] = kk[closer]
+        hit = valid & (np.sqrt(best_d2) < radius)
+        res = np.full(rows.size, np.nan)
+        res[hit] = values[best_k[hit]]
+        out[rows, cols] = res
+        return int(np.count_nonzero(hit))
+
+
+def _colour_boxes(boxes: np.ndarray) -> np.ndarray:
+    """A colour per box such that boxes of one colour are disjoint (greedy, first fit).
+
+    Occupancy is kept on a coarse cell grid (conservative: boxes sharing a cell clash)."""
+    live = boxes[:, 1] > boxes[:, 0]
+    colour = np.zeros(boxes.shape[0], dtype=np.int64)
+    if not live.any():
+        return colour
+    sizes = np.concatenate([(boxes[:, 1] - boxes[:, 0])[live], (boxes[:, 3] - boxes[:, 2])[live]])
+    side = max(1, int(np.median(sizes)) // 8)
+    shape = (int(boxes[:, 1].max()) // side + 1, int(boxes[:, 3].max()) // side + 1)
+    cells = boxes.copy()
+    cells[:, 0] //= side
+    cells[:, 2] //= side
+    cells[:, 1] = (cells[:, 1] - 1) // side + 1
+    cells[:, 3] = (cells[:, 3] - 1) // side + 1
+    used = []
+    for t in np.nonzero(live)[0]:
+        a, b, c, d = cells[t]
+        for k, occupied in enumerate(used):
+            if not occupied[a:b, c:d].any():
+                break
+        else:
+            k = len(used)
+            used.append(np.zeros(shape, dtype=bool))
+        used[k][a:b, c:d] = True
+        colour[t] = k
+    return colour
 
 
 def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
@@ -672,73 +855,6 @@ def _fast_swath_to_grid(lon2, lat2, values, target_grid: Grid, radius: float, th
     if not fast.ok:
         return None
     return fast.sample(Window(0, 0, target_grid.width, target_grid.height))
-
-
-def _resolve_doubtful(out, doubtful, bound, tiles, px_affine, geometry, lon, lat, values,
-                      radius, tile_ids=None, offset=(0, 0)) -> int:
-    """Exact sphere chords for the doubtful pixels over each tile's points within ``bound``.
-
-    ``bound`` (plane metres, one per doubtful pixel in row-major order) reaches every
-    point that can be the pixel's nearest within the radius. Returns the number of
-    pixels with a point within the radius. ``tile_ids``: the tiles that can reach the
-    pixels (default all); ``offset``: (row, col) of pixel (0, 0) in the grid."""
-    rows, cols = np.nonzero(doubtful)
-    found = [(t, tiles.footprint(t, px_affine, doubtful.shape, mask=doubtful))
-             for t in (range(tiles.i0.size) if tile_ids is None else tile_ids)]
-    found = [(t, f) for t, f in found if f is not None]
-    best_d2 = np.full(rows.size, np.inf)
-    best_k = np.zeros(rows.size, dtype=np.int64)
-    if found:
-        ids = np.full(doubtful.shape, -1, dtype=np.int64)
-        ids[rows, cols] = np.arange(rows.size)
-        pid = np.concatenate([ids[f[0], f[1]] for _, f in found])
-        del ids
-        tile = np.concatenate([np.full(f[0].size, t) for t, f in found])
-        ui = np.concatenate([f[2] for _, f in found])
-        uj = np.concatenate([f[3] for _, f in found])
-        del found
-        target, valid = geometry.cartesian(rows + offset[0], cols + offset[1])
-        nx = tiles.qx.shape[1]
-        # every point of the tile within ``bound`` is <= (bound + eps) / h rows (columns)
-        # from u: windows of +-k around round(u), k - 1/2 >= that
-        reach = bound[pid] + tiles.eps[tile]
-        k_i = np.floor(reach / tiles.h_i[tile] + 0.5).astype(np.int64) + 1
-        k_j = np.floor(reach / tiles.h_j[tile] + 0.5).astype(np.int64) + 1
-        ri, rj = np.round(ui).astype(np.int64), np.round(uj).astype(np.int64)
-        for ki, kj in {(int(x), int(y)) for x, y in zip(k_i, k_j)}:
-            sel = np.nonzero((k_i == ki) & (k_j == kj))[0]
-            oi, oj = np.arange(-ki, ki + 1), np.arange(-kj, kj + 1)
-            step = max(1, 400000 // (oi.size * oj.size))
-            for s in range(0, sel.size, step):
-                e = sel[s:s + step]
-                t = tile[e]
-                ii = np.clip(ri[e, None, None] + oi[None, :, None],
-                             tiles.i0[t][:, None, None], tiles.i1[t][:, None, None])
-                jj = np.clip(rj[e, None, None] + oj[None, None, :],
-                             tiles.j0[t][:, None, None], tiles.j1[t][:, None, None])
-                k = (ii * nx + jj).reshape(e.size, -1)
-                src = lonlat_to_cartesian(lon[k], lat[k]).reshape(k.shape + (3,))
-                d2 = ((src - target[pid[e]][:, None, :]) ** 2).sum(axis=2)
-                arg = np.argmin(d2, axis=1)
-                d2min = d2[np.arange(e.size), arg]
-                kmin = k[np.arange(e.size), arg]
-                # a pixel may come twice (two tiles): keep its smallest, then merge
-                order = np.lexsort((d2min, pid[e]))
-                p_sorted = pid[e][order]
-                first = np.ones(order.size, dtype=bool)
-                first[1:] = p_sorted[1:] != p_sorted[:-1]
-                order = order[first]
-                p, d, kk = pid[e][order], d2min[order], kmin[order]
-                closer = d < best_d2[p]
-                best_d2[p[closer]] = d[closer]
-                best_k[p[closer]] = kk[closer]
-    else:
-        valid = np.zeros(rows.size, dtype=bool)
-    hit = valid & (np.sqrt(best_d2) < radius)
-    res = np.full(rows.size, np.nan)
-    res[hit] = values[best_k[hit]]
-    out[rows, cols] = res
-    return int(np.count_nonzero(hit))
 
 
 def swath_to_grid(lon: np.ndarray, lat: np.ndarray, values: np.ndarray,
