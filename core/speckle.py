@@ -123,8 +123,6 @@ def refined_lee_padded(padded):
         raise S1S2Error("refined_lee_padded: the block is smaller than its halo.")
     valid = np.isfinite(padded)
     all_valid = valid.all()
-    x = padded.astype(np.float64) if all_valid else np.where(valid, padded, 0.0).astype(np.float64)
-    centre = x[3:3 + h, 3:3 + w]
     centre_valid = valid[3:3 + h, 3:3 + w]
     if all_valid:
         complete = np.ones((h, w), dtype=bool)
@@ -146,8 +144,9 @@ def refined_lee_padded(padded):
                 tile_complete = complete[y0:y0 + th, x0:x0 + tw]
                 if not tile_complete.any():
                     continue
-                refined = _refined_lee_complete(x[y0:y0 + th + 6, x0:x0 + tw + 6], th, tw,
-                                                centre[y0:y0 + th, x0:x0 + tw])
+                tile = (slice(y0, y0 + th + 6), slice(x0, x0 + tw + 6))
+                refined = _refined_lee_complete(padded[tile], None if all_valid else valid[tile],
+                                                th, tw)
                 out_tile = out[y0:y0 + th, x0:x0 + tw]
                 if all_valid:
                     out_tile[...] = refined
@@ -307,21 +306,31 @@ def _window_choice(b3, h, w):
     return selectors
 
 
-def _refined_lee_complete(x, h, w, centre):
-    """Refined Lee for every pixel as if its 7x7 window were complete (float64)."""
-    # x and x^2 stacked: one pass of numpy calls builds the window sums of both.
-    stacked = np.empty((2,) + x.shape)
-    stacked[0] = x
+def _refined_lee_complete(tile, valid, h, w):
+    """Refined Lee (float64) of every pixel of a padded ``tile`` as if its 7x7 window were complete.
+
+    ``valid``: the tile's finite-value mask, or None when all values are finite (NoData
+    enters the sums as 0; the caller keeps only the pixels whose window is complete).
+    """
+    # x and x^2 stacked in float64: one pass of numpy calls builds the window sums of both.
+    stacked = np.empty((2,) + tile.shape)
+    x = stacked[0]
+    x[...] = tile
+    if valid is not None:
+        x[~valid] = 0.0
     np.multiply(x, x, out=stacked[1])
+    centre = x[3:3 + h, 3:3 + w].copy()
     windows, b3 = _directional_sums(stacked, h, w)
-    del stacked
+    del stacked, x
     selectors = _window_choice(b3[0], h, w)
     s, q = _select(windows, selectors)
     del windows, selectors
     sigma2 = _noise_sigma2(b3[0], b3[1], h, w)
     del b3
     mean_y = s / 28.0
-    var_y = (q - s * mean_y) / 27.0
+    var_y = np.multiply(s, mean_y, out=s)
+    np.subtract(q, var_y, out=var_y)
+    var_y /= 27.0
     return _mmse(centre, mean_y, var_y, sigma2)
 
 
