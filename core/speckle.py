@@ -205,28 +205,28 @@ def _directional_sums(s, h, w):
     anti_lower = tri3((0, 2, s), (1, 1, h2), (2, 0, h3))  # r + c >= 2
     del h2, h3
 
-    def corner_plus(by, bx, t, t0, t1):
-        out = b44[..., by:by + h, bx:bx + w] + t[..., t0[0]:t0[0] + h, t0[1]:t0[1] + w]
-        out += t[..., t1[0]:t1[0] + h, t1[1]:t1[1] + w]
-        return out
+    windows = np.empty((8,) + s.shape[:-2] + (h, w))
 
-    ur = corner_plus(0, 3, upper, (0, 0), (4, 4))
-    ll = corner_plus(3, 0, lower, (0, 0), (4, 4))
-    ul = corner_plus(0, 0, anti_upper, (0, 4), (4, 0))
-    lr = corner_plus(3, 3, anti_lower, (0, 4), (4, 0))
-    windows = (b74[..., 0:w], ur, b47[..., 0:h, :], ul, b74[..., 3:3 + w], ll,
-               b47[..., 3:3 + h, :], lr)
+    def corner_plus(k, by, bx, t, t0, t1):
+        out = np.add(b44[..., by:by + h, bx:bx + w], t[..., t0[0]:t0[0] + h, t0[1]:t0[1] + w],
+                     out=windows[k])
+        out += t[..., t1[0]:t1[0] + h, t1[1]:t1[1] + w]
+
+    corner_plus(1, 0, 3, upper, (0, 0), (4, 4))
+    corner_plus(5, 3, 0, lower, (0, 0), (4, 4))
+    corner_plus(3, 0, 0, anti_upper, (0, 4), (4, 0))
+    corner_plus(7, 3, 3, anti_lower, (0, 4), (4, 0))
+    windows[0] = b74[..., 0:w]
+    windows[4] = b74[..., 3:3 + w]
+    windows[2] = b47[..., 0:h, :]
+    windows[6] = b47[..., 3:3 + h, :]
     return windows, b3
 
 
-def _select(windows, selectors):
-    """sum_k windows[k] * selectors[k]: exact, one selector is 1 and the others 0 per pixel."""
-    total = np.multiply(windows[0], selectors[0])
-    term = np.empty_like(total)
-    for window, selector in zip(windows[1:], selectors[1:]):
-        np.multiply(window, selector, out=term)
-        total += term
-    return total
+def _select(windows, choice):
+    """windows[choice[i, j], ..., i, j]: each pixel's chosen window sums (all planes)."""
+    index = choice.astype(np.intp).reshape((1,) * (windows.ndim - 2) + choice.shape)
+    return np.take_along_axis(windows, index, axis=0)[0]
 
 
 def _sort3(a, b, c):
@@ -269,7 +269,7 @@ def _noise_sigma2(b3, b3q, h, w):
 
 
 def _window_choice(b3, h, w):
-    """0/1 selectors (order of _directional_sums) of each pixel's directional window."""
+    """Index 0..7 (order of _directional_sums) of each pixel's directional window, int8."""
     means = b3 / 9.0
     m = [[means[2 * r:2 * r + h, 2 * c:2 * c + w] for c in range(3)] for r in range(3)]
     centre = m[1][1]
@@ -277,33 +277,33 @@ def _window_choice(b3, h, w):
     pairs = ((m[1][0], m[1][2]), (m[0][2], m[2][0]), (m[0][1], m[2][1]), (m[0][0], m[2][2]))
     best = np.empty((h, w))
     gradient = np.empty((h, w))
-    is_dir = []
-    for first, second in pairs:
+    direction = None
+    for k, (first, second) in enumerate(pairs):
         np.subtract(first, second, out=gradient)
         np.abs(gradient, out=gradient)
-        if not is_dir:
+        if k == 0:
             best, gradient = gradient, best
-            chosen = np.ones((h, w), dtype=bool)
+            continue
+        # strict: the first maximum wins ties. A later strictly greater gradient beats all
+        # earlier ones, so the direction is the largest k whose gradient beats the best so far.
+        beats = (gradient > best).view(np.int8)
+        np.maximum(best, gradient, out=best)
+        if k == 1:
+            direction = beats.copy()
         else:
-            chosen = gradient > best          # strict: the first maximum wins ties
-            np.maximum(best, gradient, out=best)
-            not_chosen = ~chosen
-            for earlier in is_dir:
-                earlier &= not_chosen
-        is_dir.append(chosen)
-    selectors = [None] * 8
+            beats *= np.int8(k)
+            np.maximum(direction, beats, out=direction)
+    # side: the first window when its sub-window mean is strictly closer to the centre
     d_first, d_second = best, gradient        # reused as scratch
+    second_side = np.zeros((h, w), dtype=bool)
     for k, (first, second) in enumerate(pairs):
         np.subtract(first, centre, out=d_first)
         np.abs(d_first, out=d_first)
         np.subtract(centre, second, out=d_second)
         np.abs(d_second, out=d_second)
-        first_closer = d_first < d_second
-        # 0/1 in float64: multiplying by a same-type array avoids casting buffers
-        selectors[4 + k] = (is_dir[k] > first_closer).astype(np.float64)   # dir and not closer
-        is_dir[k] &= first_closer
-        selectors[k] = is_dir[k].astype(np.float64)
-    return selectors
+        second_side |= (d_first >= d_second) & (direction == k)
+    direction += second_side.view(np.int8) * np.int8(4)
+    return direction
 
 
 def _refined_lee_complete(tile, valid, h, w):
@@ -322,9 +322,8 @@ def _refined_lee_complete(tile, valid, h, w):
     centre = x[3:3 + h, 3:3 + w].copy()
     windows, b3 = _directional_sums(stacked, h, w)
     del stacked, x
-    selectors = _window_choice(b3[0], h, w)
-    s, q = _select(windows, selectors)
-    del windows, selectors
+    s, q = _select(windows, _window_choice(b3[0], h, w))
+    del windows
     sigma2 = _noise_sigma2(b3[0], b3[1], h, w)
     del b3
     mean_y = s / 28.0
