@@ -235,25 +235,27 @@ def _sort3(a, b, c):
     return np.minimum(lo, c), np.maximum(lo, np.minimum(hi, c)), np.maximum(hi, c)
 
 
-def _noise_sigma2(b3, b3q, h, w):
+def _noise_sigma2(means, b3, b3q, h, w):
     """Mean of the 5 smallest var/mean^2 of the nine 3x3 sub-windows (all complete).
 
     Sorting network: sort the three sub-windows of each column, then each row;
     in such a row- and column-sorted 3x3 matrix M the five smallest are M00,
     M01, M10 and the two smallest of the anti-diagonal (M02, M11, M20).
     The ratios enter only sigmaV^2, so they are sorted in float32.
+    ``means`` is b3 / 9 (shared with _window_choice).
     """
-    mean = b3 / 9.0
-    var = b3 * mean
+    var = b3 * means
     np.subtract(b3q, var, out=var)
     np.maximum(var, 0.0, out=var)
     var /= 8.0
-    mean *= mean
+    mean2 = means * means
     # SNAP: a sub-window mean <= 0 gives ratio 0 (var is finite and >= 0, so var/inf = 0);
     # cheaper than a masked divide
-    mean[b3 <= 0] = np.inf
-    ratio = np.divide(var, mean, out=var).astype(np.float32)
-    del mean, var
+    not_positive = b3 <= 0
+    if not_positive.any():
+        mean2[not_positive] = np.inf
+    ratio = np.divide(var, mean2, out=var).astype(np.float32)
+    del mean2, var
     top, mid, bot = ratio[0:h], ratio[2:2 + h], ratio[4:4 + h]   # sub-window rows 0, 1, 2
     top_s, mid_s, bot_s = _sort3(top, mid, bot)                   # sort each column of 3
     del ratio
@@ -268,9 +270,11 @@ def _noise_sigma2(b3, b3q, h, w):
     return total / 5.0
 
 
-def _window_choice(b3, h, w):
-    """Index 0..7 (order of _directional_sums) of each pixel's directional window, int8."""
-    means = b3 / 9.0
+def _window_choice(means, h, w):
+    """Index 0..7 (order of _directional_sums) of each pixel's directional window, int8.
+
+    ``means``: the 3x3 sub-window means, b3 / 9 (see _directional_sums).
+    """
     m = [[means[2 * r:2 * r + h, 2 * c:2 * c + w] for c in range(3)] for r in range(3)]
     centre = m[1][1]
     # (first side, second side) sub-window of gradients 0..3
@@ -322,9 +326,10 @@ def _refined_lee_complete(tile, valid, h, w):
     centre = x[3:3 + h, 3:3 + w].copy()
     windows, b3 = _directional_sums(stacked, h, w)
     del stacked, x
-    s, q = _select(windows, _window_choice(b3[0], h, w))
+    means = b3[0] / 9.0
+    s, q = _select(windows, _window_choice(means, h, w))
     del windows
-    sigma2 = _noise_sigma2(b3[0], b3[1], h, w)
+    sigma2 = _noise_sigma2(means, b3[0], b3[1], h, w)
     del b3
     mean_y = s / 28.0
     var_y = np.multiply(s, mean_y, out=s)

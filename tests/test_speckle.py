@@ -224,7 +224,8 @@ def test_noise_estimate_sorts_all_nine_sub_windows():
     win = rng.gamma(4.4, 1 / 4.4, size=(7, 7)) + 1.0
     win[4:7, 4:7] = 2.0                     # ninth sub-window: var 0, the smallest ratio
     image = np.pad(win, 3, mode="reflect")  # complete 7x7 around the centre pixel (6, 6)
-    ours = speckle._noise_sigma2(*_b3_pair(image), 7, 7)[3, 3]
+    b3, b3q = _b3_pair(image)
+    ours = speckle._noise_sigma2(b3 / 9.0, b3, b3q, 7, 7)[3, 3]
     assert ours == pytest.approx(noise_sigma2(image[3:10, 3:10].tolist()), rel=1e-6)
     ratios = []
     for r, c in itertools.product(range(3), range(3)):
