@@ -40,6 +40,7 @@ Two exact paths give that result:
 import math
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
@@ -278,6 +279,8 @@ DELTA_SAFETY = 1e-4  # added to the measured plane -> sphere scale deviation (2n
 CHUNK = 1 << 17      # (tile, pixel) elements per vectorised step: temporaries stay in cache
 BAND = 256           # output rows sampled at a time (bands run on parallel threads)
 CELL_TILES = 64      # pixel cell side of the tile look-up for doubtful pixels
+PROJECT_STEP = 0.001  # degrees: node spacing of the interpolated projection
+PROJECT_ERROR = 2e-3  # metres: largest accepted interpolation error bound (else exact)
 
 
 class _Plane:
@@ -369,8 +372,6 @@ class _Tiles:
     """
 
     def __init__(self, qx, qy, reach: float, tile: int, threads: int):
-        from concurrent.futures import ThreadPoolExecutor
-
         ny, nx = qx.shape
         self.qx, self.qy = qx, qy
         ei, ej = _tile_edges(ny, tile), _tile_edges(nx, tile)
@@ -430,6 +431,83 @@ class _Tiles:
 
 
 
+
+
+def _project_swath(lon2, lat2, plane: _Plane, threads: int):
+    """Swath points in the whitened target plane: (qx, qy, error bound in metres).
+
+    pyproj is called on a lon/lat lattice of PROJECT_STEP degrees (a few % of the
+    points) and the plane coordinates are interpolated bilinearly; the error bound is
+    the bilinear remainder (h^2 / 8) |f''| per axis, with |f''| taken as twice the
+    largest second difference of the projected nodes, checked against exact
+    projections of a sample of the points. Where that does not apply (a lon/lat box
+    wider than 180 degrees, too many nodes, a bound above PROJECT_ERROR, a failed
+    check) every point is projected exactly (error 0)."""
+    crs = plane.geometry.crs
+    ny, nx = lon2.shape
+    qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
+    rows_step = max(1, -(-ny // max(1, 4 * threads)))
+
+    def transform(lon, lat):
+        transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+        return plane.whiten(*transformer.transform(lon, lat))
+
+    def exact(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
+        rows = slice(y0, min(ny, y0 + rows_step))
+        qx[rows], qy[rows] = transform(lon2[rows], lat2[rows])
+
+    nodes = None
+    lon_min, lon_max = float(lon2.min()), float(lon2.max())
+    lat_min, lat_max = float(lat2.min()), float(lat2.max())
+    step = PROJECT_STEP
+    n_lon = int((lon_max - lon_min) / step) + 3
+    n_lat = int((lat_max - lat_min) / step) + 3
+    if lon_max - lon_min <= 180 and n_lon * n_lat * 8 <= lon2.size:
+        lon_n = lon_min + step * np.arange(n_lon)
+        lat_n = lat_min + step * np.arange(n_lat)
+        nx_n, ny_n = transform(*np.meshgrid(lon_n, lat_n))
+        error = 0.0
+        for a in (nx_n, ny_n):  # second differences along lon and lat, x 2 for safety
+            d_lon = np.abs(a[:, 2:] - 2 * a[:, 1:-1] + a[:, :-2]).max() if n_lon > 2 else 0.0
+            d_lat = np.abs(a[2:] - 2 * a[1:-1] + a[:-2]).max() if n_lat > 2 else 0.0
+            error = math.hypot(error, 2 * (d_lon + d_lat) / 8)
+        error = error + 1e-6
+        if np.isfinite(nx_n).all() and np.isfinite(ny_n).all() and error <= PROJECT_ERROR:
+            nodes = (nx_n + 1j * ny_n).ravel()
+
+    def interpolate(y0):
+        rows = slice(y0, min(ny, y0 + rows_step))
+        x = (lon2[rows] - lon_min) / step
+        y = (lat2[rows] - lat_min) / step
+        ix = np.clip(np.floor(x), 0, n_lon - 2)
+        iy = np.clip(np.floor(y), 0, n_lat - 2)
+        x -= ix
+        y -= iy
+        k = (iy * n_lon + ix).astype(np.intp)
+        z = np.take(nodes, k) * (1 - x)
+        z += np.take(nodes, k + 1) * x
+        z *= 1 - y
+        w = np.take(nodes, k + n_lon) * (1 - x)
+        w += np.take(nodes, k + n_lon + 1) * x
+        w *= y
+        z += w
+        qx[rows], qy[rows] = z.real, z.imag
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        if nodes is not None:
+            list(pool.map(interpolate, range(0, ny, rows_step)))
+            # check: exact projections of a sample of the points stay within the bound
+            si = np.linspace(0, ny - 1, 64).astype(int)[:, None]
+            sj = np.linspace(0, nx - 1, 64).astype(int)[None, :]
+            ex, ey = transform(lon2[si, sj], lat2[si, sj])
+            if not np.all(np.hypot(ex - qx[si, sj], ey - qy[si, sj]) <= error):
+                nodes = None
+        if nodes is None:
+            error = 0.0
+            list(pool.map(exact, range(0, ny, rows_step)))
+    return qx, qy, error
+
+
 class _FastSwath:
     """The fast path's swath, prepared once: projected, tiled; sampled window by window.
 
@@ -445,8 +523,6 @@ class _FastSwath:
     """
 
     def __init__(self, lon2, lat2, values, target_grid: Grid, radius: float, threads: int):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.ok = False
         ny, nx = lon2.shape
         if ny < 8 or nx < 8 or not np.all(_valid_lonlat(lon2, lat2)):
@@ -458,20 +534,12 @@ class _FastSwath:
             return
         delta = plane.delta
         reach = radius / (1.0 - delta) * (1 + 1e-9) + 1e-6  # plane reach of the radius
-        crs = geometry.crs
-        qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
-        rows_step = max(1, -(-ny // max(1, 2 * threads)))
-
-        def project(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
-            y1 = min(ny, y0 + rows_step)
-            transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
-            x, y = transformer.transform(lon2[y0:y1], lat2[y0:y1])
-            qx[y0:y1], qy[y0:y1] = plane.whiten(x, y)
-
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            list(pool.map(project, range(0, ny, rows_step)))
+        qx, qy, error = _project_swath(lon2, lat2, plane, threads)
         if not (np.isfinite(qx).all() and np.isfinite(qy).all()):
             return
+        # interpolated plane positions are within ``error`` of the exact ones: widen the reach
+        # (footprints, search windows) and the certificate's margin by 2 * error
+        reach += 2 * error
         tiles = _Tiles(qx, qy, reach, TILE, threads)
         if not tiles.ok:
             return
@@ -518,7 +586,7 @@ class _FastSwath:
         # absolute margin (metres) for the float32 local plane coordinates and distances:
         # local magnitudes stay below q_local plus the footprint's extent
         extent = float(np.max(np.hypot(ni * np.hypot(*a_i.T), nj * np.hypot(*a_j.T))))
-        self.margin = 4e-7 * (q_local + extent + 2 * reach) + 1e-3
+        self.margin = 4e-7 * (q_local + extent + 2 * reach) + 1e-3 + 2 * error
         # each tile's footprint box on the whole grid: [r0, r1) x [c0, c1), empty if r1 <= r0
         corners = np.stack([p0 + (i0 + self.lo[:, 0] if a else i0 + self.hi[:, 0])[:, None] * a_i
                             + (j0 + self.lo[:, 1] if b else j0 + self.hi[:, 1])[:, None] * a_j
@@ -590,84 +658,93 @@ class _FastSwath:
             return self._sample_band(band, out[top:top + band.ysize])
 
         if self.threads > 1 and len(bands) > 1:
-            from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(max_workers=min(self.threads, len(bands))) as pool:
                 n_within = sum(pool.map(run, bands))
         else:
             n_within = sum(map(run, bands))
         return out, n_within
 
-    def _units(self, window: Window):
-        """Footprint boxes clipped to ``window`` as batches with pairwise disjoint boxes.
+    def _runs(self, window: Window):
+        """The footprints' pixels in ``window`` as row runs, batched with disjoint pixels.
 
-        Yields (tiles, r0, c0, heights, widths) arrays; boxes taller than a batch are cut
-        into strips of rows (a tile's strips never overlap)."""
+        A run is the pixels of one footprint on one row: (tile, row, first column,
+        length), exact in float64. Yields batches of runs of one colour (tiles with
+        disjoint footprint boxes) sorted by length, at most ~CHUNK padded pixels each."""
         y0, y1 = window.yoff, window.yoff + window.ysize
         x0, x1 = window.xoff, window.xoff + window.xsize
         boxes = self.boxes
         r0, r1 = np.maximum(boxes[:, 0], y0), np.minimum(boxes[:, 1], y1)
-        c0, c1 = np.maximum(boxes[:, 2], x0), np.minimum(boxes[:, 3], x1)
-        ts = np.nonzero((r1 > r0) & (c1 > c0))[0]
+        ts = np.nonzero((r1 > r0) & (np.minimum(boxes[:, 3], x1) > np.maximum(boxes[:, 2], x0)))[0]
         if not ts.size:
             return
-        r0, c0, hs, ws = r0[ts], c0[ts], (r1 - r0)[ts], (c1 - c0)[ts]
-        # strips: at most CHUNK pixels each (more only for rows wider than CHUNK)
-        strip = np.maximum(1, CHUNK // ws)
-        n = -(-hs // strip)
-        if (n > 1).any():
-            unit = np.repeat(np.arange(ts.size), n)
-            k = np.arange(unit.size) - np.repeat(np.cumsum(n) - n, n)
-            top = r0[unit] + k * strip[unit]
-            hs = np.minimum(strip[unit], r0[unit] + hs[unit] - top)
-            ts, r0, c0, ws = ts[unit], top, c0[unit], ws[unit]
-        order = np.lexsort((ws, hs, self.colour[ts]))
-        ts, r0, c0, hs, ws = ts[order], r0[order], c0[order], hs[order], ws[order]
-        colour = self.colour[ts]
-        start, h_max, w_max = 0, 0, 0
-        for k in range(ts.size):
-            h_new, w_new = max(h_max, int(hs[k])), max(w_max, int(ws[k]))
-            if k > start and (colour[k] != colour[start] or (k - start + 1) * h_new * w_new > CHUNK):
-                yield ts[start:k], r0[start:k], c0[start:k], hs[start:k], ws[start:k]
-                start, h_new, w_new = k, int(hs[k]), int(ws[k])
-            h_max, w_max = h_new, w_new
-        yield ts[start:], r0[start:], c0[start:], hs[start:], ws[start:]
+        n = (r1 - r0)[ts]
+        tile = np.repeat(ts, n)
+        row = np.repeat(r0[ts], n) + np.arange(tile.size) - np.repeat(np.cumsum(n) - n, n)
+        # columns where lo <= u0 + c uc + r ur <= hi for both index axes
+        base = self.u0[tile] + row[:, None] * self.ur[tile]
+        uc = self.uc[tile]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = (self.lo[tile] - base) / uc
+            b = (self.hi[tile] - base) / uc
+        flat = uc == 0  # the row runs along a lattice line: all or nothing
+        if flat.any():
+            within = (base >= self.lo[tile]) & (base <= self.hi[tile])
+            a[flat] = np.where(within, -np.inf, np.inf)[flat]
+            b[flat] = np.where(within, np.inf, -np.inf)[flat]
+        first = np.ceil(np.clip(np.minimum(a, b).max(axis=1), x0 - 1, x1))
+        last = np.floor(np.clip(np.maximum(a, b).min(axis=1), x0 - 1, x1))
+        first = np.maximum(first, x0).astype(np.int64)
+        length = np.minimum(last, x1 - 1).astype(np.int64) - first + 1
+        keep = length > 0
+        tile, row, first, length = tile[keep], row[keep], first[keep], length[keep]
+        colour = self.colour[tile]
+        order = np.lexsort((length, colour))
+        tile, row, first, length, colour = (x[order] for x in (tile, row, first, length, colour))
+        ends = list(np.flatnonzero(np.diff(colour)) + 1) + [tile.size]
+        start = 0
+        for end in ends:
+            while start < end:
+                # runs sorted by length: the batch's padded size is its count x its last length
+                size = np.arange(1, end - start + 1) * length[start:end]
+                stop = start + max(1, int(np.searchsorted(size, CHUNK, side="right")))
+                yield tile[start:stop], row[start:stop], first[start:stop], length[start:stop]
+                start = stop
 
-    def _candidates(self, ts, r0, c0, hs, ws, best, other, index, window: Window) -> None:
-        """Merge the 2 x 2 candidates and lower bounds of a batch of tiles into the window's
+    def _candidates(self, tile, row, first, length, best, other, index, window: Window) -> None:
+        """Merge the 2 x 2 candidates and lower bounds of a batch of runs into the window's
         ``best`` (plane distance of the nearest candidate), ``other`` (lower bound for
-        every other point) and ``index`` (tile-major index of the nearest candidate)."""
+        every other point) and ``index`` (tile-major index of the nearest candidate), all
+        flat with one spare element at the end (the padding's target)."""
         f32 = np.float32
-        h_max, w_max = int(hs.max()), int(ws.max())
-        hh = np.arange(h_max, dtype=f32)[:, None]
-        ww = np.arange(w_max, dtype=f32)[None, :]
+        width = int(length.max())
+        ww = np.arange(width, dtype=f32)[None, :]
 
-        def per_tile(a, dtype=f32):
-            return np.asarray(a).astype(dtype, copy=False).reshape(-1, 1, 1)
+        def per_run(a, dtype=f32):
+            return np.asarray(a).astype(dtype, copy=False)[:, None]
 
-        rr, cc = r0.astype(np.float64)[:, None], c0.astype(np.float64)[:, None]
-        ub = self.u0[ts] + cc * self.uc[ts] + rr * self.ur[ts]  # local (i, j) at the box origin
-        uc, ur = self.uc[ts], self.ur[ts]
-        ui = (per_tile(ub[:, 0]) + hh * per_tile(ur[:, 0])) + ww * per_tile(uc[:, 0])
-        uj = (per_tile(ub[:, 1]) + hh * per_tile(ur[:, 1])) + ww * per_tile(uc[:, 1])
-        lo, hi = self.lo[ts], self.hi[ts]
-        inside = (ui >= per_tile(lo[:, 0])) & (ui <= per_tile(hi[:, 0]))
-        inside &= (uj >= per_tile(lo[:, 1])) & (uj <= per_tile(hi[:, 1]))
+        rr, cc = row.astype(np.float64)[:, None], first.astype(np.float64)[:, None]
+        ub = self.u0[tile] + cc * self.uc[tile] + rr * self.ur[tile]  # local (i, j), first pixel
+        uc = self.uc[tile]
+        ui = per_run(ub[:, 0]) + ww * per_run(uc[:, 0])
+        uj = per_run(ub[:, 1]) + ww * per_run(uc[:, 1])
         # pixel centres in the tile's local plane coordinates (complex: x + i y)
-        qb = self.q0 + cc * self.qc + rr * self.qr - self.origin[ts]
-        qc = np.complex64(self.qc[0] + 1j * self.qc[1])
-        qr = np.complex64(self.qr[0] + 1j * self.qr[1])
-        pz = (per_tile(qb[:, 0] + 1j * qb[:, 1], np.complex64) + hh * qr) + ww * qc
+        qb = self.q0 + cc * self.qc + rr * self.qr - self.origin[tile]
+        pz = per_run(qb[:, 0] + 1j * qb[:, 1], np.complex64) + ww * np.complex64(
+            self.qc[0] + 1j * self.qc[1])
         # the 2 x 2 lattice points around the fractional index (clipped to the tile)
-        i_last = per_tile(self.ni[ts] - 2, np.int32)
-        j_last = per_tile(self.nj[ts] - 2, np.int32)
+        k_type = np.int32 if self.z.size < 2 ** 31 else np.int64
+        i_last = per_run(self.ni[tile] - 2, np.int32)
+        j_last = per_run(self.nj[tile] - 2, np.int32)
         fi = ui.astype(np.int32)  # truncation = floor where it matters (>= 0 after the clip)
         np.maximum(fi, 0, out=fi)
         np.minimum(fi, i_last, out=fi)
         fj = uj.astype(np.int32)
         np.maximum(fj, 0, out=fj)
         np.minimum(fj, j_last, out=fj)
-        row_len = per_tile(self.nj[ts], np.int64)
-        k00 = per_tile(self.offset[ts], np.int64) + fi * row_len + fj
+        row_len = per_run(self.nj[tile], k_type)
+        k00 = fi * row_len
+        k00 += per_run(self.offset[tile], k_type)
+        k00 += fj
         k10 = k00 + row_len
 
         def dist2(k):
@@ -675,17 +752,19 @@ class _FastSwath:
             w -= pz
             v = w.view(f32)
             v *= v
-            return v[..., 0::2] + v[..., 1::2]
+            return v[:, 0::2] + v[:, 1::2]
 
         d0, d1, d2, d3 = dist2(k00), dist2(k00 + 1), dist2(k10), dist2(k10 + 1)
         lo01, hi01 = np.minimum(d0, d1), np.maximum(d0, d1)
         lo23, hi23 = np.minimum(d2, d3), np.maximum(d2, d3)
-        near23 = lo23 < lo01
-        k_best = np.where(near23, k10 + (d3 < d2), k00 + (d1 < d0))
-        del d0, d1, d2, d3, k00, k10
+        k00 += d1 < d0
+        k10 += d3 < d2
+        k_best = k00
+        np.copyto(k_best, k10, where=lo23 < lo01)
+        del d0, d1, d2, d3, k10
         b = np.sqrt(np.minimum(lo01, lo23))
         second = np.minimum(np.maximum(lo01, lo23), np.minimum(hi01, hi23))
-        del lo01, hi01, lo23, hi23, near23
+        del lo01, hi01, lo23, hi23
         # the tile's other points are >= 1 lattice row/column beyond the 2 x 2 (t_i, t_j
         # lattice units) and >= s_i, s_j from the tile's index range (0 inside it); a point
         # lies on one row line and one column line, so it is >= max(t_i h_i, s_j h_j) or
@@ -698,39 +777,42 @@ class _FastSwath:
         t_j = np.minimum(np.where(fj > 0, fr + 1, inf), np.where(fj < j_last, 2 - fr, inf))
         s_j = np.maximum(np.maximum(-fr, fr - 1), 0)
         del fr, fi, fj, ui, uj
-        h_i, h_j = per_tile(self.tiles.h_i[ts]), per_tile(self.tiles.h_j[ts])
+        h_i, h_j = per_run(self.tiles.h_i[tile]), per_run(self.tiles.h_j[tile])
         t_i *= h_i
         s_i *= h_i
         t_j *= h_j
         s_j *= h_j
         low = np.minimum(np.maximum(t_i, s_j), np.maximum(s_i, t_j))
         del t_i, s_i, t_j, s_j
-        low -= per_tile(self.tiles.eps[ts])
+        low -= per_run(self.tiles.eps[tile])
         np.minimum(low, np.sqrt(second), out=low)
         del second
-        b[~inside] = inf
-        low[~inside] = inf
-        # merge tile by tile (boxes of one batch are disjoint: plain slices)
-        ra, ca = r0 - window.yoff, c0 - window.xoff
-        for k in range(ts.size):
-            h, w = int(hs[k]), int(ws[k])
-            rows, cols = slice(ra[k], ra[k] + h), slice(ca[k], ca[k] + w)
-            view_b, view_o = best[rows, cols], other[rows, cols]
-            b_k = b[k, :h, :w]
-            np.minimum(view_o, np.minimum(low[k, :h, :w], np.maximum(view_b, b_k)), out=view_o)
-            np.copyto(index[rows, cols], k_best[k, :h, :w], where=b_k < view_b)
-            np.minimum(view_b, b_k, out=view_b)
+        # merge: the batch's pixels are distinct; the padding goes to the spare element
+        lin = per_run((row - window.yoff) * window.xsize + first - window.xoff, np.int64) \
+            + np.arange(width)
+        lin[ww >= per_run(length)] = best.size - 1
+        old_b = np.take(best, lin, mode="wrap")
+        np.minimum(low, np.maximum(old_b, b), out=low)
+        np.minimum(low, np.take(other, lin, mode="wrap"), out=low)
+        other[lin] = low
+        better = b < old_b
+        np.copyto(k_best, np.take(index, lin, mode="wrap"), where=~better)
+        index[lin] = k_best
+        np.minimum(old_b, b, out=b)
+        best[lin] = b
 
     def _sample_band(self, window: Window, out: np.ndarray) -> int:
         """Fill ``out`` (the window's pixels, float64); returns how many have a point within."""
         radius, margin = self.radius, self.margin
-        shape = (window.ysize, window.xsize)
-        # float32 (rounding, 3e-8 relative, is covered by ROUNDING below)
-        best = np.full(shape, np.inf, dtype=np.float32)
-        other = np.full(shape, np.inf, dtype=np.float32)
-        index = np.zeros(shape, dtype=np.int32 if self.z.size < 2 ** 31 else np.int64)
-        for batch in self._units(window):
+        size = window.ysize * window.xsize
+        # float32 (rounding, 3e-8 relative, is covered by ROUNDING below); one spare element
+        best = np.full(size + 1, np.inf, dtype=np.float32)
+        other = np.full(size + 1, np.inf, dtype=np.float32)
+        index = np.zeros(size + 1, dtype=np.int32 if self.z.size < 2 ** 31 else np.int64)
+        for batch in self._runs(window):
             self._candidates(*batch, best, other, index, window)
+        shape = (window.ysize, window.xsize)
+        best, other, index = (a[:size].reshape(shape) for a in (best, other, index))
         dp, dm = 1.0 + self.delta + ROUNDING, 1.0 - self.delta - ROUNDING
         b, o = best.astype(np.float64), other.astype(np.float64)
         other = None
@@ -866,8 +948,6 @@ def swath_to_grid(lon: np.ndarray, lat: np.ndarray, values: np.ndarray,
     as pyresample's ``resample_nearest(SwathDefinition(lon, lat), values,
     area, radius, fill_value=nan)``. For files use :func:`collocate_swath`.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     lon, lat, values = (np.asarray(a) for a in (lon, lat, values))
     shape2 = lon.shape
     lattice = lon.ndim == 2 and lon.shape == lat.shape == values.shape
