@@ -293,3 +293,116 @@ def test_plugin_collocateswath_processing_run(s1s2_provider, swath, tmp_path):
                                   50.0)
     np.testing.assert_array_equal(read(out), expected.astype(np.float32))
     assert os.path.exists(str(tmp_path / "out.qml"))
+
+
+# -- the fast path's internals: projection, batching, bands -----------------------------------
+@pytest.mark.parametrize("epsg, pixel", [(32632, 10.0), (4326, 0.0002), (3413, 10.0)])
+def test_interpolated_projection_is_within_its_bound(swath, epsg, pixel):
+    """The swath's plane coordinates (pyproj on a lon/lat lattice, interpolated) differ from
+    exact pyproj by no more than the error bound the certificate widens its margins by."""
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat, _ = swath
+    grid = crs_grid(lon, lat, epsg, pixel, 900, 900)
+    plane = swath_module._Plane(swath_module.GridGeometry(grid), margin=300.0)
+    qx, qy, error = swath_module._project_swath(lon, lat, plane, threads=2)
+    x, y = Transformer.from_crs(plane.geometry.crs.geodetic_crs, plane.geometry.crs,
+                                always_xy=True).transform(lon, lat)
+    ex, ey = plane.whiten(x, y)
+    assert 0 < error <= swath_module.PROJECT_ERROR  # the interpolated path was taken
+    assert np.hypot(qx - ex, qy - ey).max() <= error
+
+
+def test_projection_falls_back_to_exact_pyproj(swath, monkeypatch):
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat, values = swath
+    grid = utm_grid(lon, lat, 500, 500)
+    plane = swath_module._Plane(swath_module.GridGeometry(grid), margin=300.0)
+    monkeypatch.setattr(swath_module, "PROJECT_ERROR", 0.0)  # no interpolation error accepted
+    qx, qy, error = swath_module._project_swath(lon, lat, plane, threads=2)
+    assert error == 0.0
+    x, y = Transformer.from_crs(4326, 32632, always_xy=True).transform(lon, lat)
+    ex, ey = plane.whiten(x, y)
+    np.testing.assert_allclose(qx, ex, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(qy, ey, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(swath_to_grid(lon, lat, values, grid),
+                                  pyresample_nearest(lon, lat, values, grid, 50.0))
+
+
+def test_batches_bands_and_threads_do_not_change_pixels(swath, monkeypatch):
+    """Tiny batches and bands (runs split over many batches, bands of 7 rows) and one or two
+    threads give pyresample's pixels; so does sampling odd windows one by one."""
+    from s1s2_toolkit.core import swath as swath_module
+    from s1s2_toolkit.core.streaming import Window
+
+    lon, lat, values = (a[:300, :300] for a in swath)
+    grid = utm_grid(lon, lat, 520, 470, dx=-700.0, dy=600.0)
+    expected = pyresample_nearest(lon, lat, values, grid, 50.0)
+    assert 0.05 < np.isnan(expected).mean() < 0.95
+    np.testing.assert_array_equal(swath_to_grid(lon, lat, values, grid, threads=1), expected)
+    monkeypatch.setattr(swath_module, "CHUNK", 300)
+    monkeypatch.setattr(swath_module, "BAND", 7)
+    np.testing.assert_array_equal(swath_to_grid(lon, lat, values, grid, threads=2), expected)
+    fast = swath_module._FastSwath(lon, lat, values.ravel(), grid, 50.0, 2)
+    assert fast.ok
+    out = np.full(expected.shape, -1.0)
+    for y0, y1 in ((0, 1), (1, 200), (200, 201), (201, 470)):
+        for x0, x1 in ((0, 333), (333, 334), (334, 520)):
+            block, _ = fast.sample(Window(x0, y0, x1 - x0, y1 - y0))
+            out[y0:y1, x0:x1] = block
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("step, n, pixel, radius, size, offset", [
+    (40, 60, 10.0, 300.0, (700, 650), 1000.0), (2, 400, 150.0, 50.0, (70, 65), -600.0)])
+def test_coarse_swath_on_fine_pixels_and_fine_swath_on_coarse_pixels(step, n, pixel, radius,
+                                                                       size, offset):
+    """Footprints of ~10^5 pixels per tile (one tile over many batches) and of a few pixels
+    (runs of one or two pixels), both identical to pyresample."""
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat = swath_geometry(line0=3000, pixel0=4000, n=n, step=step)
+    values = np.random.default_rng(5).gamma(2.0, 0.05, lon.shape)
+    grid = utm_grid(lon, lat, *size, dx=offset, dy=-offset, pixel=pixel)
+    assert swath_module._FastSwath(lon, lat, values.ravel(), grid, radius, 2).ok
+    ours = swath_to_grid(lon, lat, values, grid, radius)
+    np.testing.assert_array_equal(ours, pyresample_nearest(lon, lat, values, grid, radius))
+    assert 0.05 < np.isnan(ours).mean() < 0.95
+
+
+def test_swath_across_the_antimeridian(swath):
+    """The real geometry moved onto 180 degrees (longitudes jump from 180 to -180) onto a UTM
+    60N grid: identical to pyresample (the lon/lat box spans 360 degrees: exact projection)."""
+    lon, lat, values = (a[:300, :300] for a in swath)
+    lon = (lon - lon.mean() + 180.0 + 180.0) % 360.0 - 180.0
+    assert lon.min() < -179.9 and lon.max() > 179.9
+    grid = utm_grid(lon, lat, 600, 600, dx=-500.0, dy=500.0, epsg=32660)
+    ours = swath_to_grid(lon, lat, values, grid)
+    np.testing.assert_array_equal(ours, pyresample_nearest(lon, lat, values, grid, 50.0))
+    assert 0.05 < np.isnan(ours).mean() < 0.95
+
+
+def test_nan_lonlat_in_memory_falls_back_to_the_kd_tree(swath):
+    lon, lat, values = (a[:200, :200].copy() for a in swath)
+    lat[120:122, 10:40] = np.nan
+    grid = utm_grid(lon[:, :1], lat[:, :1], 400, 400, dx=-1000.0, dy=1000.0)
+    np.testing.assert_array_equal(swath_to_grid(lon, lat, values, grid),
+                                  pyresample_nearest(lon, lat, values, grid, 50.0))
+
+
+def test_tile_colours_are_disjoint_boxes():
+    from s1s2_toolkit.core.swath import _colour_boxes
+
+    rng = np.random.default_rng(11)
+    r0, c0 = rng.integers(0, 900, 400), rng.integers(0, 900, 400)
+    boxes = np.stack([r0, r0 + rng.integers(1, 120, 400), c0, c0 + rng.integers(1, 120, 400)],
+                     axis=1)
+    boxes[::50] = 0  # empty boxes (footprints off the grid) are allowed
+    colour = _colour_boxes(boxes)
+    for k in np.unique(colour):
+        b = boxes[(colour == k) & (boxes[:, 1] > boxes[:, 0])]
+        overlap = ((b[:, None, 0] < b[None, :, 1]) & (b[None, :, 0] < b[:, None, 1])
+                   & (b[:, None, 2] < b[None, :, 3]) & (b[None, :, 2] < b[:, None, 3]))
+        assert overlap.sum() == len(b)  # each box meets itself only
+    assert colour.max() < 40
