@@ -371,7 +371,7 @@ class _Tiles:
     the tile's points within ``reach`` metres (its footprint).
     """
 
-    def __init__(self, qx, qy, reach: float, tile: int, threads: int):
+    def __init__(self, qx, qy, reach: float, tile: int):
         ny, nx = qx.shape
         self.qx, self.qy = qx, qy
         ei, ej = _tile_edges(ny, tile), _tile_edges(nx, tile)
@@ -379,22 +379,24 @@ class _Tiles:
         ti1, tj1 = np.meshgrid(ei[1:] - 1, ej[1:] - 1, indexing="ij")
         todo = [a.ravel() for a in (ti0, ti1, tj0, tj1)]
         done = []
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            while todo[0].size:
-                self._fit(*todo)
-                eps = np.array(list(pool.map(self._residual, range(self.i0.size))))
-                # a tile that bends (tie-point grid seams) more than 1/8 of the lattice
-                # spacing is split in four, down to 8 x 8 points
-                spacing = np.minimum(self.h_i, self.h_j)
-                split = (eps > spacing / 8) & (self.i1 - self.i0 >= 7) & (self.j1 - self.j0 >= 7)
-                keep = ~split
-                done.append([a[keep] for a in (self.i0, self.i1, self.j0, self.j1, eps)])
-                i0, i1, j0, j1 = (a[split] for a in (self.i0, self.i1, self.j0, self.j1))
-                im, jm = (i0 + i1 + 1) // 2, (j0 + j1 + 1) // 2
-                todo = [np.concatenate(x) for x in (
-                    (i0, i0, im, im), (im - 1, im - 1, i1, i1),
-                    (j0, jm, j0, jm), (jm - 1, j1, jm - 1, j1))]
+        while todo[0].size:
+            self._fit(*todo)
+            eps = self._residuals()
+            # a tile that bends (tie-point grid seams) more than 1/8 of the lattice
+            # spacing is split in four, down to 8 x 8 points
+            spacing = np.minimum(self.h_i, self.h_j)
+            split = (eps > spacing / 8) & (self.i1 - self.i0 >= 7) & (self.j1 - self.j0 >= 7)
+            keep = ~split
+            done.append([a[keep] for a in (self.i0, self.i1, self.j0, self.j1, eps)])
+            i0, i1, j0, j1 = (a[split] for a in (self.i0, self.i1, self.j0, self.j1))
+            im, jm = (i0 + i1 + 1) // 2, (j0 + j1 + 1) // 2
+            todo = [np.concatenate(x) for x in (
+                (i0, i0, im, im), (im - 1, im - 1, i1, i1),
+                (j0, jm, j0, jm), (jm - 1, j1, jm - 1, j1))]
         i0, i1, j0, j1, eps = (np.concatenate(x) for x in zip(*done))
+        # tiles of one shape get consecutive numbers (see _tile_blocks)
+        order = np.lexsort((j0, i0, j1 - j0, i1 - i0))
+        i0, i1, j0, j1, eps = (a[order] for a in (i0, i1, j0, j1, eps))
         self._fit(i0, i1, j0, j1)  # the same fits again, for the kept tiles
         self.eps = eps * (1 + 1e-9) + 1e-6
         self.ok = bool(np.all(self.h_i > 0) and np.all(self.h_j > 0)
@@ -419,18 +421,37 @@ class _Tiles:
             self.cos = np.minimum(np.abs((self.a_i * self.a_j).sum(axis=1)) / np.hypot(
                 *self.a_i.T) / np.hypot(*self.a_j.T) * (1 + 1e-6) + 1e-9, 0.999)
 
-    def _residual(self, t: int) -> float:
-        si = slice(self.i0[t], self.i1[t] + 1)
-        sj = slice(self.j0[t], self.j1[t] + 1)
-        ii = np.arange(si.start, si.stop, dtype=np.float64)[:, None]
-        jj = np.arange(sj.start, sj.stop, dtype=np.float64)[None, :]
-        p0, a_i, a_j = self.p0[t], self.a_i[t], self.a_j[t]
-        fx = p0[0] + ii * a_i[0] + jj * a_j[0] - self.qx[si, sj]
-        fy = p0[1] + ii * a_i[1] + jj * a_j[1] - self.qy[si, sj]
-        return float(np.sqrt(np.max(fx * fx + fy * fy)))
+    def _residuals(self) -> np.ndarray:
+        """Largest distance of each tile's points from its affine map (metres)."""
+        eps = np.empty(self.i0.size)
+        nx = self.qx.shape[1]
+        qx, qy = self.qx.ravel(), self.qy.ravel()
+        for t, ii, jj in _tile_blocks(self.i0, self.i1, self.j0, self.j1):
+            k = ii * nx + jj
+            fx = _per_tile(self.p0[t, 0]) + ii * _per_tile(self.a_i[t, 0]) \
+                + jj * _per_tile(self.a_j[t, 0]) - np.take(qx, k)
+            fy = _per_tile(self.p0[t, 1]) + ii * _per_tile(self.a_i[t, 1]) \
+                + jj * _per_tile(self.a_j[t, 1]) - np.take(qy, k)
+            eps[t] = np.sqrt((fx * fx + fy * fy).reshape(t.size, -1).max(axis=1))
+        return eps
 
 
+def _per_tile(a: np.ndarray) -> np.ndarray:
+    return a[:, None, None]
 
+
+def _tile_blocks(i0, i1, j0, j1, points: int = 1 << 20):
+    """(tiles, ii, jj) for groups of tiles of one shape: ii (tiles, rows, 1) and jj (tiles, 1,
+    cols) index their points; at most about ``points`` points per group."""
+    shape = np.stack([i1 - i0 + 1, j1 - j0 + 1], axis=1)
+    kinds, kind = np.unique(shape, axis=0, return_inverse=True)
+    for k, (rows, cols) in enumerate(kinds):
+        tiles = np.nonzero(kind.ravel() == k)[0]
+        step = max(1, points // int(rows * cols))
+        for start in range(0, tiles.size, step):
+            t = tiles[start:start + step]
+            yield (t, _per_tile(i0[t]) + np.arange(rows)[None, :, None],
+                   _per_tile(j0[t]) + np.arange(cols)[None, None, :])
 
 
 def _project_swath(lon2, lat2, plane: _Plane, threads: int):
@@ -540,7 +561,7 @@ class _FastSwath:
         # interpolated plane positions are within ``error`` of the exact ones: widen the reach
         # (footprints, search windows) and the certificate's margin by 2 * error
         reach += 2 * error
-        tiles = _Tiles(qx, qy, reach, TILE, threads)
+        tiles = _Tiles(qx, qy, reach, TILE)
         if not tiles.ok:
             return
         q0, qc, qr = plane.pixel_affine()
@@ -559,16 +580,18 @@ class _FastSwath:
         self.z = np.empty(self.offset[-1], dtype=np.complex64)
         self.values = np.empty(self.offset[-1], dtype=values.dtype)
         zx, zy = self.z.view(np.float32)[0::2], self.z.view(np.float32)[1::2]
-        flat_values = values.reshape(ny, nx)
         q_local = 0.0
-        for t in range(n_t):
-            rows, cols = slice(i0[t], i0[t] + ni[t]), slice(j0[t], j0[t] + nj[t])
-            part = slice(self.offset[t], self.offset[t + 1])
-            block_x = qx[rows, cols] - self.origin[t, 0]
-            block_y = qy[rows, cols] - self.origin[t, 1]
-            zx[part] = block_x.ravel()
-            zy[part] = block_y.ravel()
-            self.values[part] = flat_values[rows, cols].ravel()
+        flat_x, flat_y = qx.ravel(), qy.ravel()
+        for t, ii, jj in _tile_blocks(tiles.i0, tiles.i1, tiles.j0, tiles.j1):
+            k = (ii * nx + jj).reshape(t.size, -1)
+            if np.all(np.diff(t) == 1):  # consecutive tiles: one slice of the tile-major arrays
+                part = slice(self.offset[t[0]], self.offset[t[-1] + 1])
+            else:
+                part = (self.offset[t][:, None] + np.arange(k.shape[1])).ravel()
+            block_x = np.take(flat_x, k) - self.origin[t, 0][:, None]
+            block_y = np.take(flat_y, k) - self.origin[t, 1][:, None]
+            zx[part], zy[part] = block_x.ravel(), block_y.ravel()
+            self.values[part] = np.take(values, k).ravel()
             q_local = max(q_local, float(np.abs(block_x).max()), float(np.abs(block_y).max()))
         qx = qy = tiles.qx = tiles.qy = None  # the tile-major copy replaces them
         # per-tile maps: local index u = (i - i0, j - j0) of pixel (r, c) = u0 + c uc + r ur
@@ -820,8 +843,8 @@ class _FastSwath:
         within = (upper < radius) & (upper < o * dm - margin)
         doubtful = ~(within | (np.minimum(b, o) * dm - margin > radius))
         del upper, o
-        out.fill(np.nan)
-        out[within] = self.values[index[within]]
+        np.take(self.values, index, out=out)
+        np.copyto(out, np.nan, where=~within)
         n_within = int(np.count_nonzero(within))
         del within, index
         if doubtful.any():
