@@ -278,7 +278,7 @@ ROUNDING = 1e-6      # relative: float32 storage of plane distances
 DELTA_SAFETY = 1e-4  # added to the measured plane -> sphere scale deviation (2nd order, rounding)
 CHUNK = 1 << 17      # (tile, pixel) elements per vectorised step: temporaries stay in cache
 BAND = 256           # output rows sampled at a time (bands run on parallel threads)
-CELL_TILES = 64      # pixel cell side of the tile look-up for doubtful pixels
+CELL_TILES = 64      # largest pixel cell side of the tile look-up for doubtful pixels
 PROJECT_STEP = 0.001  # degrees: node spacing of the interpolated projection
 PROJECT_ERROR = 2e-3  # metres: largest accepted interpolation error bound (else exact)
 
@@ -632,10 +632,12 @@ class _FastSwath:
         return bool((self.boxes[:, 1] > self.boxes[:, 0]).any())
 
     def _cell_index(self, grid: Grid) -> None:
-        """Tiles whose footprint box meets each CELL_TILES x CELL_TILES pixel cell (CSR)."""
-        side = CELL_TILES
+        """Tiles whose footprint box meets each pixel cell (CSR). Cells are no larger than a
+        typical box (at most CELL_TILES pixels), so a cell meets a few boxes."""
         boxes = self.boxes
         live = boxes[:, 1] > boxes[:, 0]
+        sizes = np.concatenate([(boxes[:, 1] - boxes[:, 0])[live], (boxes[:, 3] - boxes[:, 2])[live]])
+        side = self.cell_side = int(np.clip(np.median(sizes) if sizes.size else 1, 1, CELL_TILES))
         cr0, cr1 = boxes[:, 0] // side, (boxes[:, 1] - 1) // side
         cc0, cc1 = boxes[:, 2] // side, (boxes[:, 3] - 1) // side
         n_r, n_c = cr1 - cr0 + 1, cc1 - cc0 + 1
@@ -654,7 +656,7 @@ class _FastSwath:
 
         ``pixel`` indexes ``rows``; ui, uj: the pixel's fractional swath (i, j) index under
         the tile's map (float64)."""
-        cell = (rows // CELL_TILES) * self.cells_x + cols // CELL_TILES
+        cell = (rows // self.cell_side) * self.cells_x + cols // self.cell_side
         start = self.cell_start[cell]
         count = self.cell_start[cell + 1] - start
         pixel = np.repeat(np.arange(rows.size), count)
@@ -927,16 +929,16 @@ def _colour_boxes(boxes: np.ndarray) -> np.ndarray:
     cells[:, 2] //= side
     cells[:, 1] = (cells[:, 1] - 1) // side + 1
     cells[:, 3] = (cells[:, 3] - 1) // side + 1
-    used = []
+    used = np.zeros(shape, dtype=np.uint64)  # bit k of a cell: colour k is in the cell
+    spare = 64
     for t in np.nonzero(live)[0]:
         a, b, c, d = cells[t]
-        for k, occupied in enumerate(used):
-            if not occupied[a:b, c:d].any():
-                break
-        else:
-            k = len(used)
-            used.append(np.zeros(shape, dtype=bool))
-        used[k][a:b, c:d] = True
+        taken = int(np.bitwise_or.reduce(used[a:b, c:d], axis=None))
+        k = (~taken & (taken + 1)).bit_length() - 1  # the lowest free colour
+        if k < 64:
+            used[a:b, c:d] |= np.uint64(1 << k)
+        else:  # 64 colours in these cells: a colour of its own
+            k, spare = spare, spare + 1
         colour[t] = k
     return colour
 
@@ -1203,13 +1205,12 @@ def collocate_swath(path: str, variable: str, target_grid: Union[Grid, str], out
             raise no_overlap
         lon = lat = values = None
         n_points = fast.values.size
-        one_at_a_time = threading.Lock()
+        # blocks run on the streaming threads (large numpy steps that release the GIL), so a
+        # block is not cut further into bands on threads of its own
+        fast.threads = 1
 
         def sample(window):
-            # one block computes at a time (its many short numpy steps run no faster on two
-            # threads trading the GIL, measured), while another thread writes the last one
-            with one_at_a_time:
-                return fast.sample(window)[0]
+            return fast.sample(window)[0]
     else:
         fast = None
         step = max(1, rows)

@@ -406,3 +406,5 @@ def test_tile_colours_are_disjoint_boxes():
                    & (b[:, None, 2] < b[None, :, 3]) & (b[None, :, 2] < b[:, None, 3]))
         assert overlap.sum() == len(b)  # each box meets itself only
     assert colour.max() < 40
+    same = np.tile([[10, 20, 30, 40]], (80, 1))  # more than 64 boxes on one spot
+    assert sorted(_colour_boxes(same)) == list(range(80))
