@@ -471,7 +471,7 @@ def _project_swath(lon2, lat2, plane: _Plane, threads: int):
     crs = plane.geometry.crs
     ny, nx = lon2.shape
     qx, qy = np.empty((ny, nx)), np.empty((ny, nx))
-    rows_step = max(1, -(-ny // max(1, 4 * threads)))
+    rows_step = max(1, (1 << 18) // nx)  # strips of ~256 k points: small temporaries
 
     def transform(lon, lat):
         transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
