@@ -353,18 +353,6 @@ def _tile_edges(n: int, tile: int) -> np.ndarray:
     return np.array(edges)
 
 
-def _line_bound(a, c, cos):
-    """Lower bound of |x| for a point x at >= a from one line and >= c from another through q.
-
-    ``cos``: |cosine| of the angle between the lines. The nearest such point is the
-    lines' intersection when both distances are exact, |x|^2 = (a^2 + c^2 - 2 a c cos)
-    / sin^2; when one distance is < cos times the other, moving along that line to its
-    foot gives max(a, c)."""
-    sin2 = 1.0 - cos * cos
-    corner = np.sqrt(np.maximum(a * a + c * c - 2 * cos * a * c, 0) / sin2)
-    return np.where((a >= cos * c) & (c >= cos * a), corner, np.maximum(a, c))
-
-
 class _Tiles:
     """The swath lattice cut into tiles, each an affine map of its (i, j) into the plane.
 
@@ -421,9 +409,6 @@ class _Tiles:
             det = self.a_i[:, 0] * self.a_j[:, 1] - self.a_i[:, 1] * self.a_j[:, 0]
             self.h_i = np.abs(det) / np.hypot(self.a_j[:, 0], self.a_j[:, 1])
             self.h_j = np.abs(det) / np.hypot(self.a_i[:, 0], self.a_i[:, 1])
-            # |cos| of the angle between rows and columns (rounded up: a smaller bound)
-            self.cos = np.minimum(np.abs((self.a_i * self.a_j).sum(axis=1)) / np.hypot(
-                *self.a_i.T) / np.hypot(*self.a_j.T) * (1 + 1e-6) + 1e-9, 0.999)
 
     def _residuals(self) -> np.ndarray:
         """Largest distance of each tile's points from its affine map (metres)."""
