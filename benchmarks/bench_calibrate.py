@@ -3,7 +3,7 @@
 
 The product is the bundled real SAFE (tests/data/s1_safe: real calibration, noise and
 annotation XML) plus a synthetic uint16 VH measurement TIFF of the declared size, built
-in a temporary folder. Tools, each in a fresh process under /usr/bin/time -v (peak RSS):
+in a temporary folder. Tools, each in a fresh process (wall time, peak RSS):
 
 * ours:  core.calibration.calibrate (sigma0, thermal-noise removal, 256 MB budget, 2 threads)
 * peer:  otbcli SARCalibration -lut sigma -removenoise 1 -ram 256 (Debian otb-bin)
@@ -14,13 +14,11 @@ Runs are interleaved, ``--repeats`` times (default 3); the medians are printed. 
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+import childrun  # benchmarks/childrun.py: the script folder is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, ".build", "plugins"), os.path.join(ROOT, "tests")]
@@ -33,27 +31,18 @@ calibrate({safe!r}, "VH", {out!r}, coefficient="sigma0", noise_removal=True)
 """
 
 
-def timed(cmd, env=None):
-    """(seconds, peak RSS MB) of ``cmd`` run under /usr/bin/time -v."""
-    start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
-                          env=env)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return seconds, rss_kb / 1024.0
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", help="build/keep the product in this folder")
     args = parser.parse_args()
+    with childrun.work_folder(args.keep, "s1s2_bench_calibrate_") as work:
+        run_tools(args, work)
+
+
+def run_tools(args, work):
     from test_calibration_product import build_product
 
-    work = args.keep or tempfile.mkdtemp(prefix="s1s2_bench_calibrate_")
-    os.makedirs(work, exist_ok=True)
     safes = [os.path.join(work, n) for n in os.listdir(work) if n.endswith(".SAFE")]
     if safes and os.listdir(os.path.join(safes[0], "measurement")):
         safe = safes[0]
@@ -66,7 +55,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     tools = {
         "s1s2 calibrate": [sys.executable, "-c", OURS.format(
-            plugins=os.path.join(ROOT, ".build", "plugins"), safe=safe,
+            plugins=childrun.PLUGINS, safe=safe,
             out=os.path.join(out_dir, "ours.tif"))],
     }
     if shutil.which("otbcli"):
@@ -83,7 +72,7 @@ def main():
     results = {name: [] for name in tools}
     for repeat in range(args.repeats):
         for name, cmd in tools.items():
-            seconds, rss = timed(cmd, env)
+            seconds, rss = childrun.measure(cmd, env)[:2]
             results[name].append((seconds, rss))
             print(f"  run {repeat + 1}: {name:<20} {seconds:7.1f} s  peak RSS {rss:7.0f} MB",
                   flush=True)
@@ -95,8 +84,6 @@ def main():
         rss = statistics.median(r for _, r in runs)
         print(f"  {name:<20} {seconds:7.1f} s  peak RSS {rss:7.0f} MB   time ratio ours/this "
               f"{ours / seconds:5.2f}")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

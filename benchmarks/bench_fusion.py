@@ -24,10 +24,9 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 
-from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
+from childrun import measure, work_folder  # benchmarks/childrun.py (script folder on sys.path)
 
 import numpy as np
 from osgeo import gdal, osr
@@ -114,9 +113,7 @@ def main():
     parser.add_argument("--only", help="run only the runs whose name contains this text "
                                        "(gdal_calc always runs: it is the peer)")
     args = parser.parse_args()
-    folder = args.keep or tempfile.mkdtemp(prefix="s1s2_fusion_")
-    os.makedirs(folder, exist_ok=True)
-    try:
+    with work_folder(args.keep, "s1s2_fusion_") as folder:
         t = time.perf_counter()
         inputs = make_scene(folder, args.size)
         print(f"input: {args.size} x {args.size} B04/B08/SCL/VV/VH written in "
@@ -163,9 +160,6 @@ def main():
         if "core recipe (2 passes)" in runs:
             print(f"recipe fill, ours vs gdal_calc: max |diff| "
                   f"{compare(recipe_out, calc_out):.2e}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

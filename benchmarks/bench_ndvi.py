@@ -24,18 +24,15 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
+# benchmarks/childrun.py (the script folder is on sys.path)
+from childrun import PLUGINS, QgisRunner, measure, work_folder
 
 import numpy as np
 from osgeo import gdal, osr
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGINS = os.path.join(ROOT, ".build", "plugins")
 sys.path.insert(0, PLUGINS)
 gdal.UseExceptions()
 
@@ -104,9 +101,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", help="keep the files in this folder")
     args = parser.parse_args()
-    folder = args.keep or tempfile.mkdtemp(prefix="s1s2_ndvi_")
-    os.makedirs(folder, exist_ok=True)
-    try:
+    with work_folder(args.keep, "s1s2_ndvi_") as folder:
         t = time.perf_counter()
         red, nir = make_pair(folder, args.size)
         print(f"input: {args.size} x {args.size} uint16 B04/B08 pair written in "
@@ -114,14 +109,12 @@ def main():
         out = {name: os.path.join(folder, f"ndvi_{name}.tif")
                for name in ("core", "calc", "calc_plain", "qgis", "trivial")}
         gdal_calc = shutil.which("gdal_calc.py") or shutil.which("gdal_calc")
-        qgis = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
         formula = "(B.astype(numpy.float32) - A) / (B.astype(numpy.float32) + A)"
         calc = [sys.executable, gdal_calc, "-A", red, "-B", nir, "--type=Float32",
                 "--NoDataValue=-9999", f"--calc={formula}", "--overwrite", "--quiet"]
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=PLUGINS,
-                   QGIS_CUSTOM_CONFIG_PATH=os.path.join(folder, "qgis-config"))
-        env.pop("QGIS_OPTS", None)
-        subprocess.run([qgis, "plugins", "enable", "s1s2_toolkit"], env=env, capture_output=True)
+        qgis = QgisRunner(os.path.join(folder, "qgis-config"))
+        if not qgis.binary:
+            raise SystemExit("qgis_process not found: this benchmark compares it too.")
         runs = {
             "core": lambda: measure([sys.executable, "-c", CORE_SNIPPET.format(
                 plugins=PLUGINS, red=red, nir=nir, out=out["core"])]),
@@ -129,14 +122,14 @@ def main():
                                          [f"--co={o}" for o in OUTPUT_OPTIONS]),
             "gdal_calc, default options": lambda: measure(
                 calc + [f"--outfile={out['calc_plain']}"]),
-            "qgis_process s1s2:ndvi": lambda: measure(
-                [qgis, "run", "s1s2:ndvi", f"--RED={red}", "--RED_BAND=1", f"--NIR={nir}",
-                 "--NIR_BAND=1", "--BOA_ADD_OFFSET=0", f"--OUTPUT={out['qgis']}"], env),
-            "qgis_process trivial native": lambda: measure(
-                [qgis, "run", "native:createconstantrasterlayer",
-                 "--EXTENT=300000,300010,5300030,5300040 [EPSG:32633]",
-                 "--TARGET_CRS=EPSG:32633", "--PIXEL_SIZE=10", "--NUMBER=1",
-                 f"--OUTPUT={out['trivial']}"], env),
+            "qgis_process s1s2:ndvi": lambda: qgis.measure(
+                "s1s2:ndvi", f"--RED={red}", "--RED_BAND=1", f"--NIR={nir}",
+                "--NIR_BAND=1", "--BOA_ADD_OFFSET=0", f"--OUTPUT={out['qgis']}"),
+            "qgis_process trivial native": lambda: qgis.measure(
+                "native:createconstantrasterlayer",
+                "--EXTENT=300000,300010,5300030,5300040 [EPSG:32633]",
+                "--TARGET_CRS=EPSG:32633", "--PIXEL_SIZE=10", "--NUMBER=1",
+                f"--OUTPUT={out['trivial']}"),
         }
         results = {name: [] for name in runs}
         for repeat in range(args.repeats):
@@ -185,9 +178,6 @@ def main():
               f"qgis_process (net) {net_cpu / calc_cpu:.2f}")
         ok = ours_t / calc_t <= 0.8 and net_t / calc_t <= 0.8 and ours_m <= 300 and net_m <= 300
         print(f"goal (ratio <= 0.8, peak <= 300 MB, both ways): {'MET' if ok else 'NOT MET'}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

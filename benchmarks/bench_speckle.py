@@ -23,13 +23,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import childrun  # benchmarks/childrun.py: the script folder is on sys.path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGINS = os.path.join(ROOT, ".build", "plugins")
+PLUGINS = childrun.PLUGINS
 sys.path.insert(0, PLUGINS)
 
 CORE_SNIPPET = """
@@ -39,12 +37,6 @@ from s1s2_toolkit.core import BandSource
 from s1s2_toolkit.core.speckle import refined_lee_file
 refined_lee_file(BandSource({src!r}), {dst!r})
 """
-
-def measure(args, env=None):
-    """(wall s, CPU s, peak RSS MB) of one command, the order this script reports."""
-    run = childrun.measure(args, env)
-    return run.seconds, run.cpu_seconds, run.peak_mb
-
 
 def ensure_otb():
     """Path of otbcli_Despeckle; installs Debian's otb-bin when missing and root."""
@@ -86,20 +78,6 @@ def make_input(path, size):
     ds = None
 
 
-class QgisRunner:
-    def __init__(self, config_dir):
-        self.binary = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
-        self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=PLUGINS,
-                        QGIS_CUSTOM_CONFIG_PATH=config_dir)
-        self.env.pop("QGIS_OPTS", None)
-        if self.binary:
-            subprocess.run([self.binary, "plugins", "enable", "s1s2_toolkit"], env=self.env,
-                           capture_output=True)
-
-    def measure(self, *args):
-        return measure([self.binary, "run", *args], env=self.env)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=8192)
@@ -107,74 +85,74 @@ def main():
     parser.add_argument("--keep", help="keep the files in this folder")
     parser.add_argument("--skip-qgis", action="store_true", help="core API and OTB only")
     args = parser.parse_args()
-    folder = args.keep or tempfile.mkdtemp(prefix="s1s2_speckle_")
-    os.makedirs(folder, exist_ok=True)
-    src = os.path.join(folder, "speckled.tif")
     otb = ensure_otb()
-    qgis = None if args.skip_qgis else QgisRunner(os.path.join(folder, "qgis-config"))
+    with childrun.work_folder(args.keep, "s1s2_speckle_") as folder:
+        run_rounds(args, folder, otb)
+
+
+def run_rounds(args, folder, otb):
+    src = os.path.join(folder, "speckled.tif")
+    qgis = None if args.skip_qgis else childrun.QgisRunner(os.path.join(folder, "qgis-config"))
     if qgis is not None and not qgis.binary:
         print("qgis_process not found: the qgis_process rows are skipped.")
         qgis = None
-    try:
-        if not os.path.exists(src):
-            t = time.perf_counter()
-            make_input(src, args.size)
-            print(f"input {args.size} x {args.size} float32 written in "
-                  f"{time.perf_counter() - t:.1f} s")
-        runs = {}
+    if not os.path.exists(src):
+        t = time.perf_counter()
+        make_input(src, args.size)
+        print(f"input {args.size} x {args.size} float32 written in "
+              f"{time.perf_counter() - t:.1f} s")
+    runs = {}
 
-        def record(name, figures):
-            runs.setdefault(name, []).append(figures)
-            print(f"  {name:<34} {figures[0]:7.1f} s wall {figures[1]:7.1f} s CPU "
-                  f"{figures[2]:7.0f} MB")
+    def record(name, run):
+        figures = (run.seconds, run.cpu_seconds, run.peak_mb)  # the order reported here
+        runs.setdefault(name, []).append(figures)
+        print(f"  {name:<34} {figures[0]:7.1f} s wall {figures[1]:7.1f} s CPU "
+              f"{figures[2]:7.0f} MB")
 
-        for repeat in range(args.repeats):
-            print(f"round {repeat + 1}/{args.repeats}")
-            if otb:
-                dst = os.path.join(folder, "otb_lee.tif")
-                record("otbcli_Despeckle lee rad 3", measure(
-                    [otb, "-in", src, "-out", dst, "float", "-filter", "lee",
-                     "-filter.lee.rad", "3"]))
-            dst = os.path.join(folder, "core_refinedlee.tif")
-            record("core refined_lee_file", measure(
-                [sys.executable, "-c", CORE_SNIPPET.format(plugins=PLUGINS, src=src, dst=dst)]))
-            if qgis:
-                dst = os.path.join(folder, "qgis_refinedlee.tif")
-                record("qgis_process s1s2:refinedlee", qgis.measure(
-                    "s1s2:refinedlee", f"--INPUT={src}", "--BAND=1", f"--OUTPUT={dst}"))
-                record("qgis_process trivial (start-up)", qgis.measure(
-                    "native:createconstantrasterlayer",
-                    "--EXTENT=0,100,0,100 [EPSG:32633]", "--TARGET_CRS=EPSG:32633",
-                    "--PIXEL_SIZE=10", "--NUMBER=1",
-                    f"--OUTPUT={os.path.join(folder, 'constant.tif')}"))
-
-        med = {name: tuple(statistics.median(f[i] for f in figures) for i in range(3))
-               for name, figures in runs.items()}
-        print(f"\nmedian of {args.repeats} ({args.size} x {args.size} float32, 2 cores)")
-        print(f"{'run':<34} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}")
-        for name, (wall, cpu, peak) in med.items():
-            print(f"{name:<34} {wall:8.1f} {cpu:8.1f} {peak:8.0f}")
-        core = med["core refined_lee_file"]
-        verdict = []
+    for repeat in range(args.repeats):
+        print(f"round {repeat + 1}/{args.repeats}")
         if otb:
-            ref = med["otbcli_Despeckle lee rad 3"]
-            ratio = core[0] / ref[0]
-            print(f"\ncore API:     Refined Lee / OTB Lee time = {ratio:.2f} "
-                  f"(goal <= 0.5), CPU ratio {core[1] / ref[1]:.2f}; peak {core[2]:.0f} MB "
-                  f"(goal <= 500) vs OTB {ref[2]:.0f} MB")
-            verdict.append(ratio <= 0.5 and core[2] <= 500)
-            if qgis:
-                q, trivial = med["qgis_process s1s2:refinedlee"], \
-                    med["qgis_process trivial (start-up)"]
-                net = q[0] - trivial[0]
-                print(f"qgis_process: net of start-up ({trivial[0]:.1f} s, {trivial[2]:.0f} MB) "
-                      f"{net:.1f} s, ratio {net / ref[0]:.2f} (goal <= 0.5); peak {q[2]:.0f} MB "
-                      f"total, {q[2] - trivial[2]:.0f} MB above start-up")
-                verdict.append(net / ref[0] <= 0.5 and q[2] - trivial[2] <= 500)
-            print("goal met" if all(verdict) else "GOAL NOT MET")
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            dst = os.path.join(folder, "otb_lee.tif")
+            record("otbcli_Despeckle lee rad 3", childrun.measure(
+                [otb, "-in", src, "-out", dst, "float", "-filter", "lee",
+                 "-filter.lee.rad", "3"]))
+        dst = os.path.join(folder, "core_refinedlee.tif")
+        record("core refined_lee_file", childrun.measure(
+            [sys.executable, "-c", CORE_SNIPPET.format(plugins=PLUGINS, src=src, dst=dst)]))
+        if qgis:
+            dst = os.path.join(folder, "qgis_refinedlee.tif")
+            record("qgis_process s1s2:refinedlee", qgis.measure(
+                "s1s2:refinedlee", f"--INPUT={src}", "--BAND=1", f"--OUTPUT={dst}"))
+            record("qgis_process trivial (start-up)", qgis.measure(
+                "native:createconstantrasterlayer",
+                "--EXTENT=0,100,0,100 [EPSG:32633]", "--TARGET_CRS=EPSG:32633",
+                "--PIXEL_SIZE=10", "--NUMBER=1",
+                f"--OUTPUT={os.path.join(folder, 'constant.tif')}"))
+
+    med = {name: tuple(statistics.median(f[i] for f in figures) for i in range(3))
+           for name, figures in runs.items()}
+    print(f"\nmedian of {args.repeats} ({args.size} x {args.size} float32, 2 cores)")
+    print(f"{'run':<34} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}")
+    for name, (wall, cpu, peak) in med.items():
+        print(f"{name:<34} {wall:8.1f} {cpu:8.1f} {peak:8.0f}")
+    core = med["core refined_lee_file"]
+    verdict = []
+    if otb:
+        ref = med["otbcli_Despeckle lee rad 3"]
+        ratio = core[0] / ref[0]
+        print(f"\ncore API:     Refined Lee / OTB Lee time = {ratio:.2f} "
+              f"(goal <= 0.5), CPU ratio {core[1] / ref[1]:.2f}; peak {core[2]:.0f} MB "
+              f"(goal <= 500) vs OTB {ref[2]:.0f} MB")
+        verdict.append(ratio <= 0.5 and core[2] <= 500)
+        if qgis:
+            q, trivial = med["qgis_process s1s2:refinedlee"], \
+                med["qgis_process trivial (start-up)"]
+            net = q[0] - trivial[0]
+            print(f"qgis_process: net of start-up ({trivial[0]:.1f} s, {trivial[2]:.0f} MB) "
+                  f"{net:.1f} s, ratio {net / ref[0]:.2f} (goal <= 0.5); peak {q[2]:.0f} MB "
+                  f"total, {q[2] - trivial[2]:.0f} MB above start-up")
+            verdict.append(net / ref[0] <= 0.5 and q[2] - trivial[2] <= 500)
+        print("goal met" if all(verdict) else "GOAL NOT MET")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
-from childrun import measure  # benchmarks/childrun.py: the script folder is on sys.path
+from childrun import measure, work_folder  # benchmarks/childrun.py (script folder on sys.path)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
@@ -61,16 +60,15 @@ def main():
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--keep", help="keep the files in this folder")
     args = parser.parse_args()
-    folder = args.keep or tempfile.mkdtemp(prefix="s1s2_mem_")
-    os.makedirs(folder, exist_ok=True)
-    src = os.path.join(folder, "sigma0.tif")
-    plugins = os.path.join(ROOT, ".build", "plugins")
-    try:
+    with work_folder(args.keep, "s1s2_mem_") as folder:
+        src = os.path.join(folder, "sigma0.tif")
+        plugins = os.path.join(ROOT, ".build", "plugins")
         if not os.path.exists(src):
             t = time.perf_counter()
             make_input(src, args.size)
             print(f"input {args.size} x {args.size} float32 written in "
-                  f"{time.perf_counter() - t:.1f} s ({os.path.getsize(src) / 2**20:.0f} MB on disk)")
+                  f"{time.perf_counter() - t:.1f} s "
+                  f"({os.path.getsize(src) / 2**20:.0f} MB on disk)")
         rows = []
         for halo in (0, 3):
             dst = os.path.join(folder, f"db_core_halo{halo}.tif")
@@ -92,9 +90,6 @@ def main():
         if gdal_calc:
             print(f"time ratio core(halo 0) / gdal_calc = {rows[0][1] / rows[2][1]:.2f}; "
                   f"memory ratio = {rows[0][2] / rows[2][2]:.2f}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
