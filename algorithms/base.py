@@ -113,18 +113,23 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
     def add_raster_output(self, output_id, description):
         self.addParameter(QgsProcessingParameterRasterDestination(output_id, self.tr(description)))
 
-    def band_source(self, parameters, context, layer_id, band_id=None, label=None, **options):
-        """The BandSource of a raster layer parameter, or None when an optional one is unset."""
+    def gdal_layer(self, parameters, context, layer_id):
+        """The file-based (GDAL) raster layer of a parameter, or None when an optional one is
+        unset; a missing required layer or another provider is a QgsProcessingException."""
         layer = self.parameterAsRasterLayer(parameters, layer_id, context)
         if layer is None:
             if self.parameterDefinition(layer_id).flags() & \
                     self.parameterDefinition(layer_id).FlagOptional:
                 return None
             raise QgsProcessingException(self.tr(f"{layer_id}: no raster layer given."))
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                f"{layer_id}: '{layer.name()}' is a {layer.providerType()} layer; "
-                "only file-based (GDAL) rasters are supported. Save it as a GeoTIFF first."))
+        check_gdal_layer(layer, layer_id)
+        return layer
+
+    def band_source(self, parameters, context, layer_id, band_id=None, label=None, **options):
+        """The BandSource of a raster layer parameter, or None when an optional one is unset."""
+        layer = self.gdal_layer(parameters, context, layer_id)
+        if layer is None:
+            return None
         band = 1
         if band_id is not None:
             default = self.parameterDefinition(band_id).defaultValue()
@@ -195,6 +200,14 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             details = context.layerToLoadOnCompletionDetails(output_path)
             details.setPostProcessor(StylePostProcessor.create(qml_path))
         return qml_path
+
+
+def check_gdal_layer(layer, name):
+    """QgsProcessingException unless ``layer`` is read by GDAL (the core opens files)."""
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"{name}: '{layer.name()}' is a {layer.providerType()} layer; only file-based "
+            "(GDAL) rasters are supported. Save it as a GeoTIFF first.")
 
 
 def gdal_path(layer_source):

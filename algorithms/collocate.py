@@ -62,15 +62,8 @@ class Collocate(S1S2Algorithm):
         self.add_raster_output(self.OUTPUT, "Collocated raster")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        target = self.parameterAsRasterLayer(parameters, self.TARGET, context)
-        for name, lyr in ((self.INPUT, layer), (self.TARGET, target)):
-            if lyr is None:
-                raise QgsProcessingException(self.tr(f"{name}: no raster layer given."))
-            if lyr.providerType() != "gdal":
-                raise QgsProcessingException(self.tr(
-                    f"{name}: '{lyr.name()}' is a {lyr.providerType()} layer; only file-based "
-                    "(GDAL) rasters are supported."))
+        layer = self.gdal_layer(parameters, context, self.INPUT)
+        target = self.gdal_layer(parameters, context, self.TARGET)
         band = 0
         if parameters.get(self.BAND) is not None:
             band = self.parameterAsInt(parameters, self.BAND, context) or 0

@@ -4,7 +4,6 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessingException,
 )
 
 from ..core.raster import Grid
@@ -62,10 +61,7 @@ class CollocateSwath(S1S2Algorithm):
         variable = (self.parameterAsString(parameters, self.VARIABLE, context) or "").strip()
         lon = (self.parameterAsString(parameters, self.LON_VARIABLE, context) or "lon").strip()
         lat = (self.parameterAsString(parameters, self.LAT_VARIABLE, context) or "lat").strip()
-        target = self.parameterAsRasterLayer(parameters, self.TARGET, context)
-        if target is None or target.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                f"{self.TARGET}: a file-based (GDAL) raster layer is required."))
+        target = self.gdal_layer(parameters, context, self.TARGET)
         radius = self.parameterAsDouble(parameters, self.RADIUS, context)
         output = self.output_path(parameters, context, self.OUTPUT)
         # The core checks the swath file; TARGET must not be overwritten either.

@@ -12,7 +12,7 @@ from qgis.core import (
 from ..core.raster import BandSource
 from ..core.stackstats import COUNT, MAX, MEAN, MEDIAN, MIN, STD, count_ramp, grey_ramp
 from ..core.stackstats import stack_statistics_file
-from .base import S1S2Algorithm, gdal_path
+from .base import S1S2Algorithm, check_gdal_layer, gdal_path
 
 # (statistic, label, output parameter id); the order is the STATISTICS enum order.
 STATISTICS = [(MEDIAN, "Median", "OUTPUT_MEDIAN"),
@@ -77,10 +77,7 @@ class StackStatistics(S1S2Algorithm):
         band = self.parameterAsInt(parameters, self.BAND, context)
         sources = []
         for i, layer in enumerate(layers, start=1):
-            if layer.providerType() != "gdal":
-                raise QgsProcessingException(self.tr(
-                    f"INPUTS: '{layer.name()}' is a {layer.providerType()} layer; only "
-                    "file-based (GDAL) rasters are supported."))
+            check_gdal_layer(layer, f"INPUTS #{i}")
             if band > layer.bandCount():
                 raise QgsProcessingException(self.tr(
                     f"{self.BAND}: band {band} requested but INPUTS #{i} ('{layer.name()}') "
