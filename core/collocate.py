@@ -404,8 +404,9 @@ def _warped_vrt(prepared: _Prepared, grid: Grid, resampling: str, transformer: d
     gt = grid.geotransform
     xmin, ymin, xmax, ymax = grid.bounds
     options = _warp_options(prepared, resampling, transformer, memory_mb, threads,
-                            format="VRT", outputType=gdal.GDT_Float32, dstSRS=grid.crs_wkt, outputBounds=(xmin, ymin, xmax, ymax),
-                            width=grid.width, height=grid.height)
+                            format="VRT", outputType=gdal.GDT_Float32, dstSRS=grid.crs_wkt,
+                            outputBounds=(xmin, ymin, xmax, ymax), width=grid.width,
+                            height=grid.height)
     try:
         gdal.Warp(path, prepared.dataset, options=options)
     except RuntimeError as exc:
