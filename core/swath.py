@@ -394,7 +394,7 @@ class _Tiles:
         self.ok = bool(np.all(self.h_i > 0) and np.all(self.h_j > 0)
                        and np.all(np.isfinite(self.eps)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.exp_i = (reach + self.eps) / self.h_i + 0.01  # + float32 index rounding
+            self.exp_i = (reach + self.eps) / self.h_i + 0.01  # + a small slack
             self.exp_j = (reach + self.eps) / self.h_j + 0.01
 
     def _fit(self, i0, i1, j0, j1) -> None:
@@ -568,7 +568,8 @@ class _FastSwath:
         self.offset = np.zeros(n_t + 1, dtype=np.int64)
         np.cumsum(ni * nj, out=self.offset[1:])
         self.z = np.empty(self.offset[-1], dtype=np.complex64)
-        self.values = np.empty(self.offset[-1], dtype=values.dtype)
+        # float64 whatever the caller's type: the output is filled by np.take(..., out=float64)
+        self.values = np.empty(self.offset[-1], dtype=np.float64)
         zx, zy = self.z.view(np.float32)[0::2], self.z.view(np.float32)[1::2]
         q_local = 0.0
         flat_x, flat_y = qx.ravel(), qy.ravel()
@@ -1151,11 +1152,13 @@ def _read_reaching(swath: "SwathFile", index: "SwathIndex", rows: int, progress:
             progress(100.0 * min(y0 + rows, height) / height)
     if r_lo is None:
         return None
+    kept = [strip for strip in kept if strip[0] < r_hi]  # strips after the last hit: unused
     arrays = []
     for k in (1, 2, 3):
-        full = np.concatenate([strip[k] for strip in kept]) if len(kept) > 1 else kept[0][k]
+        # columns cropped before the rows are joined: the joined copy is only the box's width
+        full = np.concatenate([strip[k][:, c_lo:c_hi] for strip in kept])
         start = r_lo - kept[0][0]
-        arrays.append(np.ascontiguousarray(full[start:start + r_hi - r_lo, c_lo:c_hi]))
+        arrays.append(np.ascontiguousarray(full[start:start + r_hi - r_lo]))
         del full
     return tuple(arrays)
 
