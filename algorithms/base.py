@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -119,7 +120,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, layer_id, context)
         if layer is None:
             if self.parameterDefinition(layer_id).flags() & \
-                    self.parameterDefinition(layer_id).FlagOptional:
+                    QgsProcessingParameterDefinition.Flag.FlagOptional:
                 return None
             raise QgsProcessingException(self.tr(f"{layer_id}: no raster layer given."))
         check_gdal_layer(layer, layer_id)

@@ -54,7 +54,7 @@ class Calibrate(S1S2Algorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT, self.tr("Sentinel-1 product (.zip, .SAFE folder, manifest.safe or .nc)"),
-            behavior=QgsProcessingParameterFile.File,
+            behavior=QgsProcessingParameterFile.Behavior.File,
             fileFilter=self.tr("Sentinel-1 products (*.zip *.ZIP manifest.safe *.nc);;"
                                "All files (*)")))
         self.addParameter(QgsProcessingParameterEnum(

@@ -53,7 +53,7 @@ class CollocateSwath(S1S2Algorithm):
             self.TARGET, self.tr("Target grid raster (e.g. a Sentinel-2 band)")))
         self.addParameter(QgsProcessingParameterNumber(
             self.RADIUS, self.tr("Radius of influence (metres)"),
-            QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_RADIUS, minValue=0.001))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=DEFAULT_RADIUS, minValue=0.001))
         self.add_raster_output(self.OUTPUT, "Collocated swath")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

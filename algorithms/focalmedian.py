@@ -27,7 +27,7 @@ class FocalMedian(SpeckleFilterAlgorithm):
     def add_filter_parameters(self):
         self.addParameter(QgsProcessingParameterNumber(
             self.RADIUS, self.tr("Radius (metres)"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=100.0, minValue=0.0))
+            type=QgsProcessingParameterNumber.Type.Double, defaultValue=100.0, minValue=0.0))
 
     def filter_options(self, parameters, context):
         return {"radius_m": self.parameterAsDouble(parameters, self.RADIUS, context)}

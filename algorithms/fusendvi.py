@@ -109,13 +109,13 @@ class FuseNdvi(S1S2Algorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.BOA_ADD_OFFSET, self.tr("BOA_ADD_OFFSET (empty: read from the product, else 0)"),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.CLOUD_CLASSES, self.tr("SCL classes treated as cloud"),
             defaultValue=",".join(str(c) for c in fusion.RECIPE_CLOUD_CLASSES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterEnum(
             self.SPECKLE_FILTER, self.tr("Speckle filter on VV/VH"),
             options=[self.tr(t) for _, t in self.SPECKLE], defaultValue=1))

@@ -29,11 +29,11 @@ class LeeFilter(SpeckleFilterAlgorithm):
     def add_filter_parameters(self):
         self.addParameter(QgsProcessingParameterNumber(
             self.WINDOW, self.tr("Window size (pixels, odd)"),
-            type=QgsProcessingParameterNumber.Integer, defaultValue=7, minValue=3,
+            type=QgsProcessingParameterNumber.Type.Integer, defaultValue=7, minValue=3,
             maxValue=101))
         self.addParameter(QgsProcessingParameterNumber(
             self.LOOKS, self.tr("Equivalent number of looks (ENL)"),
-            type=QgsProcessingParameterNumber.Double, defaultValue=4.4, minValue=0.01))
+            type=QgsProcessingParameterNumber.Type.Double, defaultValue=4.4, minValue=0.01))
 
     def filter_options(self, parameters, context):
         return {"window": self.parameterAsInt(parameters, self.WINDOW, context),

@@ -65,13 +65,13 @@ class Ndvi(S1S2Algorithm):
             defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.BOA_ADD_OFFSET, self.tr("BOA_ADD_OFFSET (empty: read from the product, else 0)"),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.QUANTIFICATION_VALUE, self.tr("QUANTIFICATION_VALUE"),
-            QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_QUANTIFICATION,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=DEFAULT_QUANTIFICATION,
             minValue=1e-9))
         self.add_raster_output(self.OUTPUT, "NDVI")
 

@@ -69,7 +69,7 @@ class SeaIce(S1S2Algorithm):
                             optional=True)
         self.addParameter(QgsProcessingParameterFile(
             self.S1_PRODUCT, self.tr("or: S1 product calibrated on the fly (.zip, manifest.safe, "
-                                     ".nc)"), behavior=QgsProcessingParameterFile.File,
+                                     ".nc)"), behavior=QgsProcessingParameterFile.Behavior.File,
             optional=True, fileFilter=self.tr("Sentinel-1 products (*.zip *.ZIP manifest.safe "
                                               "*.nc);;All files (*)")))
         self.addParameter(QgsProcessingParameterEnum(
@@ -78,13 +78,13 @@ class SeaIce(S1S2Algorithm):
         self.add_band_input(self.S2_GREEN, self.S2_GREEN_BAND, "S2 green (B03, DN)")
         self.addParameter(QgsProcessingParameterNumber(
             self.S1_THRESHOLD_DB, self.tr("S1 open-water threshold (dB)"),
-            QgsProcessingParameterNumber.Double, defaultValue=-30.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=-30.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.S1_MEDIAN_SIZE, self.tr("S1 median filter size (odd, pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=5, minValue=1, maxValue=51))
+            QgsProcessingParameterNumber.Type.Integer, defaultValue=5, minValue=1, maxValue=51))
         self.addParameter(QgsProcessingParameterNumber(
             self.S2_THRESHOLD, self.tr("S2 open-water threshold (B03 DN)"),
-            QgsProcessingParameterNumber.Double, defaultValue=2500.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=2500.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.FILL_HOLES, self.tr("Fill holes in the S2 water mask"), defaultValue=True))
         self.add_raster_output(self.OUTPUT_S1_ICE, "S1 ice mask")

@@ -56,16 +56,17 @@ class StackStatistics(S1S2Algorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUTS, self.tr("Rasters (dates) on one grid"), QgsProcessing.TypeRaster))
+            self.INPUTS, self.tr("Rasters (dates) on one grid"),
+            QgsProcessing.SourceType.TypeRaster))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BAND, self.tr("Band of each raster"), QgsProcessingParameterNumber.Integer,
+            self.BAND, self.tr("Band of each raster"), QgsProcessingParameterNumber.Type.Integer,
             defaultValue=1, minValue=1))
         self.addParameter(QgsProcessingParameterEnum(
             self.STATISTICS, self.tr("Statistics"), options=[self.tr(s[1]) for s in STATISTICS],
             allowMultiple=True, defaultValue=[0, 1]))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_VALID, self.tr("Minimum number of valid dates"),
-            QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1))
+            QgsProcessingParameterNumber.Type.Integer, defaultValue=1, minValue=1))
         for _, label, output_id in STATISTICS:
             self.addParameter(QgsProcessingParameterRasterDestination(
                 output_id, self.tr(label), optional=True, createByDefault=True))

@@ -22,11 +22,11 @@ MODES = [(RATIO_DB, "Ratio in dB (VV_dB - VH_dB)", RATIO_DB_RAMP),
 def add_angle_range(algorithm):
     algorithm.addParameter(QgsProcessingParameterNumber(
         "MIN_ANGLE", algorithm.tr("Minimum incidence angle (degrees, exclusive)"),
-        QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_MIN_ANGLE,
+        QgsProcessingParameterNumber.Type.Double, defaultValue=DEFAULT_MIN_ANGLE,
         minValue=-90.0, maxValue=90.0))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "MAX_ANGLE", algorithm.tr("Maximum incidence angle (degrees, exclusive)"),
-        QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_MAX_ANGLE,
+        QgsProcessingParameterNumber.Type.Double, defaultValue=DEFAULT_MAX_ANGLE,
         minValue=-90.0, maxValue=90.0))
 
 

@@ -74,7 +74,7 @@ def build_model():
     add_input(QgsProcessingParameterString("cloud_classes", "SCL classes treated as cloud",
                                            defaultValue="7,8,9,10"), 80, 420)
     add_input(QgsProcessingParameterNumber("cloud_buffer", "Cloud buffer (metres)",
-                                           QgsProcessingParameterNumber.Double,
+                                           QgsProcessingParameterNumber.Type.Double,
                                            defaultValue=0.0, minValue=0.0), 80, 480)
 
     def add_child(child_id, algorithm, sources, x, y, outputs=None):

@@ -21,14 +21,16 @@ def load_builder():
 
 def chain(model):
     """{child id: (algorithm id, {parameter: source description})} of a model."""
+    from s1s2_toolkit.algorithms.compat import ModelChildParameterSource as Source
+
     out = {}
     for child_id, child in model.childAlgorithms().items():
         sources = {}
         for name, values in child.parameterSources().items():
             source = values[0]
-            if source.source() == source.ChildOutput:
+            if source.source() == Source.ChildOutput:
                 sources[name] = f"{source.outputChildId()}.{source.outputName()}"
-            elif source.source() == source.ModelParameter:
+            elif source.source() == Source.ModelParameter:
                 sources[name] = f"<{source.parameterName()}>"
             else:
                 sources[name] = repr(source.staticValue())
