@@ -1,10 +1,18 @@
 """s1s2:ndvi - NDVI from Sentinel-2 B04/B08 with an optional SCL cloud mask."""
 from qgis.core import (
+    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from ..core.indices import DEFAULT_QUANTIFICATION, ndvi_file, resolve_boa_add_offset
+from ..core.indices import (
+    DEFAULT_QUANTIFICATION,
+    NEGATIVE_CLAMP,
+    NEGATIVE_KEEP,
+    NEGATIVE_MASK,
+    ndvi_file,
+    resolve_boa_add_offset,
+)
 from ..core.scl import DEFAULT_CLOUD_CLASSES
 from ..core.styles import NDVI_RAMP
 from .base import S1S2Algorithm
@@ -25,7 +33,12 @@ class Ndvi(S1S2Algorithm):
     CLOUD_BUFFER = "CLOUD_BUFFER"
     BOA_ADD_OFFSET = "BOA_ADD_OFFSET"
     QUANTIFICATION_VALUE = "QUANTIFICATION_VALUE"
+    NEGATIVE_REFLECTANCE = "NEGATIVE_REFLECTANCE"
     OUTPUT = "OUTPUT"
+    # (core mode, label); the order is the enum order, mask first (the default).
+    NEGATIVE_MODES = [(NEGATIVE_MASK, "Mask: NoData where RED or NIR reflectance <= 0"),
+                      (NEGATIVE_CLAMP, "Clamp: reflectance <= 0 set to 0"),
+                      (NEGATIVE_KEEP, "Keep: raw arithmetic (NDVI may leave [-1, 1])")]
 
     ALGORITHM_NAME = "ndvi"
     DISPLAY_NAME = "NDVI (Sentinel-2, SCL cloud mask)"
@@ -51,6 +64,12 @@ class Ndvi(S1S2Algorithm):
         "accepted) become NoData, plus every pixel whose centre lies within CLOUD_BUFFER metres "
         "of a masked pixel's centre (rounded to whole 10 m pixels). SCL NoData is not "
         "treated as cloud.\n\n"
+        "NEGATIVE_REFLECTANCE: DN + BOA_ADD_OFFSET can be <= 0 (dark water in baseline >= "
+        "04.00 products, a wrong offset), which gives NDVI far outside [-1, 1]. 'Mask' "
+        "(default) makes such pixels NoData, as Earth Engine's normalizedDifference does; "
+        "'Clamp' sets the reflectance to 0; 'Keep' does the raw arithmetic (to reproduce other "
+        "tools). The log says how many pixels were concerned and warns when more than 1 % of "
+        "the valid pixels were (check BOA_ADD_OFFSET).\n\n"
         "Sources: the Sentinel Hub NDVI / data-fusion custom script (formula and the 11-stop "
         "colour ramp of the output style) and the openEO NDVI notebook (SCL cloud mask); "
         "ESA Sentinel-2 L2A product specification (offsets). Output: float32 GeoTIFF, NoData "
@@ -73,6 +92,9 @@ class Ndvi(S1S2Algorithm):
             self.QUANTIFICATION_VALUE, self.tr("QUANTIFICATION_VALUE"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=DEFAULT_QUANTIFICATION,
             minValue=1e-9))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.NEGATIVE_REFLECTANCE, self.tr("Reflectance <= 0 (NEGATIVE_REFLECTANCE)"),
+            options=[self.tr(label) for _, label in self.NEGATIVE_MODES], defaultValue=0))
         self.add_raster_output(self.OUTPUT, "NDVI")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -83,6 +105,8 @@ class Ndvi(S1S2Algorithm):
         buffer_m = self.parameterAsDouble(parameters, self.CLOUD_BUFFER, context)
         offset = self.optional_number(parameters, self.BOA_ADD_OFFSET)
         quantification = self.parameterAsDouble(parameters, self.QUANTIFICATION_VALUE, context)
+        negative = self.NEGATIVE_MODES[self.parameterAsEnum(
+            parameters, self.NEGATIVE_REFLECTANCE, context)][0]
         output = self.output_path(parameters, context, self.OUTPUT)
         if scl is None and buffer_m > 0:
             feedback.pushInfo("CLOUD_BUFFER is ignored: no SCL given.")
@@ -92,6 +116,7 @@ class Ndvi(S1S2Algorithm):
                               "inputs lie in a .SAFE product, else 0)")
         self.run_core(feedback, ndvi_file, red, nir, output, scl=scl, cloud_classes=classes,
                       cloud_buffer_m=buffer_m, boa_add_offset=offset,
-                      quantification=quantification)
+                      quantification=quantification, negative_reflectance=negative,
+                      log=feedback.pushInfo, warn=feedback.pushWarning)
         self.style_output(context, output, NDVI_RAMP)
         return {self.OUTPUT: output}

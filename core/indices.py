@@ -12,6 +12,7 @@ Units and conventions (SPEC, Conventions):
 * Incidence angles are in degrees.
 """
 import math
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -65,13 +66,88 @@ def reflectance(dn, boa_add_offset: float = 0.0,
     return out
 
 
+NEGATIVE_MASK = "mask"     # NoData where a band's reflectance <= 0 (Earth Engine normalizedDifference)
+NEGATIVE_CLAMP = "clamp"   # reflectance <= 0 set to 0
+NEGATIVE_KEEP = "keep"     # raw arithmetic (reproduces other tools; NDVI may leave [-1, 1])
+NEGATIVE_REFLECTANCE_MODES = (NEGATIVE_MASK, NEGATIVE_CLAMP, NEGATIVE_KEEP)
+# Above this fraction of valid pixels with reflectance <= 0 the offset is probably wrong.
+NEGATIVE_WARN_FRACTION = 0.01
+
+
+def check_negative_reflectance(mode: str) -> str:
+    if mode not in NEGATIVE_REFLECTANCE_MODES:
+        raise S1S2Error(f"NEGATIVE_REFLECTANCE must be one of "
+                        f"{', '.join(NEGATIVE_REFLECTANCE_MODES)}, got {mode!r}.")
+    return mode
+
+
+class ReflectanceCounts:
+    """Valid pixels and pixels with reflectance <= 0 in either band, summed over blocks
+    (thread-safe: blocks are computed on several threads)."""
+
+    def __init__(self, mode: str = NEGATIVE_MASK):
+        self.mode = check_negative_reflectance(mode)
+        self.valid = 0
+        self.non_positive = 0
+        self._lock = threading.Lock()
+
+    def add(self, valid: int, non_positive: int) -> None:
+        with self._lock:
+            self.valid += valid
+            self.non_positive += non_positive
+
+    @property
+    def fraction(self) -> float:
+        return self.non_positive / self.valid if self.valid else 0.0
+
+    def messages(self):
+        """(info, warning or None) for the log."""
+        action = {NEGATIVE_MASK: "set to NoData", NEGATIVE_CLAMP: "clamped to reflectance 0",
+                  NEGATIVE_KEEP: "kept as computed (NDVI may leave [-1, 1])"}[self.mode]
+        info = (f"NEGATIVE_REFLECTANCE = {self.mode}: {self.non_positive} of {self.valid} valid "
+                f"pixels ({100 * self.fraction:.3g} %) have a reflectance <= 0 in RED or NIR; "
+                f"{action}.")
+        warning = None
+        if self.fraction > NEGATIVE_WARN_FRACTION:
+            warning = (f"WARNING: {100 * self.fraction:.3g} % of the valid pixels have a "
+                       "reflectance <= 0 (DN + BOA_ADD_OFFSET <= 0). Is BOA_ADD_OFFSET right for "
+                       "this product? (-1000 for processing baseline >= 04.00, else 0)")
+        return info, warning
+
+    def report(self, log=None, warn=None) -> None:
+        info, warning = self.messages()
+        if log is not None:
+            log(info)
+        if warning is not None:
+            (warn or log or (lambda _m: None))(warning)
+
+
+def _negative_reflectance(red: np.ndarray, nir: np.ndarray, mode: str, counts=None) -> None:
+    """Apply ``mode`` in place to offset-corrected DN arrays (same sign as reflectance)."""
+    with np.errstate(invalid="ignore"):
+        bad = red <= 0
+        bad |= nir <= 0
+    if counts is not None:
+        valid = np.isfinite(red)
+        valid &= np.isfinite(nir)
+        counts.add(int(np.count_nonzero(valid)), int(np.count_nonzero(bad)))
+    if mode == NEGATIVE_MASK:
+        red[bad] = np.nan
+    elif mode == NEGATIVE_CLAMP:
+        with np.errstate(invalid="ignore"):
+            np.maximum(red, 0, out=red, where=np.isfinite(red))
+            np.maximum(nir, 0, out=nir, where=np.isfinite(nir))
+
+
 def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
-                  zeros_are_nan: bool = False) -> np.ndarray:
+                  zeros_are_nan: bool = False, negative: str = NEGATIVE_MASK,
+                  counts: Optional[ReflectanceCounts] = None) -> np.ndarray:
     """NDVI from two float32 DN arrays that may be overwritten (one temporary only).
 
     The quantification value cancels out of the ratio and is not applied; the
     offset does not. DN 0 -> NaN (``zeros_are_nan``: the caller already made
-    them NaN, as the streaming reader does), NIR + RED == 0 -> NaN.
+    them NaN, as the streaming reader does), NIR + RED == 0 -> NaN, non-finite
+    DN -> NaN; reflectance <= 0 handled by ``negative`` (see NEGATIVE_*).
     """
     if zeros_are_nan:
         zero = None
@@ -82,12 +158,13 @@ def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
         off = np.float32(boa_add_offset)
         red += off
         nir += off
+    if zero is not None:
+        red[zero] = np.nan
+    _negative_reflectance(red, nir, negative, counts)
     total = nir + red            # the one temporary
     nir -= red                   # nir now holds the difference
-    if zero is None:
-        zero = total == 0
-    else:
-        zero |= total == 0
+    zero = total == 0
+    zero |= ~np.isfinite(total)  # +-inf DN (or inf - inf) is NoData, not an NDVI
     total[zero] = np.nan         # x / NaN = NaN: masks DN 0 and division by zero at once
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(nir, total, out=nir)
@@ -95,18 +172,24 @@ def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
 
 
 def ndvi(red_dn, nir_dn, boa_add_offset: float = 0.0,
-         quantification: float = DEFAULT_QUANTIFICATION) -> np.ndarray:
+         quantification: float = DEFAULT_QUANTIFICATION,
+         negative_reflectance: str = NEGATIVE_MASK,
+         counts: Optional[ReflectanceCounts] = None) -> np.ndarray:
     """NDVI = (NIR - RED) / (NIR + RED) on reflectance (B08, B04), float32.
 
     Inputs are DN arrays (any numeric type; float with NaN NoData as the
     streaming layer delivers them). Reflectance is ``(DN + boa_add_offset) /
     quantification``; DN 0 or NaN in either band -> NaN; NIR + RED == 0 -> NaN.
+    Reflectance <= 0 in either band: ``negative_reflectance`` "mask" (NaN,
+    default), "clamp" (to 0) or "keep" (raw arithmetic); ``counts`` (a
+    :class:`ReflectanceCounts`) accumulates how many pixels that concerned.
     """
     _check_quantification(quantification)
+    check_negative_reflectance(negative_reflectance)
     red, nir = _float32(red_dn), _float32(nir_dn)
     if red.shape != nir.shape:
         raise S1S2Error(f"RED and NIR blocks differ in shape: {red.shape} vs {nir.shape}.")
-    return _ndvi_inplace(red, nir, boa_add_offset)
+    return _ndvi_inplace(red, nir, boa_add_offset, negative=negative_reflectance, counts=counts)
 
 
 # -- radar --------------------------------------------------------------------------------
@@ -225,8 +308,9 @@ def resolve_boa_add_offset(sources: Sequence[BandSource], boa_add_offset: Option
 def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[BandSource] = None,
               cloud_classes: Sequence[int] = scl_mask.DEFAULT_CLOUD_CLASSES,
               cloud_buffer_m: float = 0.0, boa_add_offset: Optional[float] = None,
-              quantification: float = DEFAULT_QUANTIFICATION, progress=None, cancel=None,
-              **stream_options) -> str:
+              quantification: float = DEFAULT_QUANTIFICATION,
+              negative_reflectance: str = NEGATIVE_MASK, log=None, warn=None, progress=None,
+              cancel=None, **stream_options) -> str:
     """NDVI of two S2 bands (B04, B08 DN), file to file, optional SCL cloud mask.
 
     ``boa_add_offset=None`` reads BOA_ADD_OFFSET (L2A) / RADIO_ADD_OFFSET (L1C)
@@ -234,8 +318,11 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
     ``scl`` (any resolution, e.g. 20 m) is resampled nearest onto the band grid;
     pixels whose class is in ``cloud_classes``, plus a ``cloud_buffer_m`` metre
     buffer around them, become NoData. DN 0 (the S2 NoData) -> NoData.
+    ``negative_reflectance``: see :func:`ndvi`; the number of pixels concerned goes to
+    ``log(message)``, and to ``warn(message)`` when above 1 % of the valid pixels.
     """
     _check_quantification(quantification)
+    counts = ReflectanceCounts(negative_reflectance)
     if cloud_buffer_m < 0 or not math.isfinite(cloud_buffer_m):
         raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {cloud_buffer_m!r}.")
     red = BandSource(red.path, red.band, red.label or "RED", red.nodata, True, red.extra_nodata)
@@ -255,7 +342,8 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
 
     def block(red_block, nir_block, scl_block=None):
         # Streamed blocks are ours to overwrite, and their DN 0 is NaN already (zero_is_nodata).
-        out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True)
+        out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True,
+                            negative=negative_reflectance, counts=counts)
         if scl_block is not None and classes:
             out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
         return out
@@ -266,11 +354,14 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
                                          cloud_classes=",".join(map(str, classes)) if scl else None,
                                          cloud_buffer_m=cloud_buffer_m if scl else None,
                                          boa_add_offset=offset, quantification=quantification,
+                                         negative_reflectance=negative_reflectance,
                                          formula="(NIR - RED) / (NIR + RED), "
                                                  "reflectance = (DN + BOA_ADD_OFFSET) / "
                                                  "QUANTIFICATION_VALUE"))
-    return stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
+    path = stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
                   cancel=cancel, scratch=1.5, **stream_options)[0]
+    counts.report(log, warn)
+    return path
 
 
 def _check_covers(scl: BandSource, grid: Grid) -> None:

@@ -40,10 +40,17 @@ def test_ndvi_real_patch_offset_minus_1000_changes_result_as_formula_says(tmp_pa
     red_src, nir_src = BandSource(patch_band(s2, "B04")), BandSource(patch_band(s2, "B08"))
     plain = read(indices.ndvi_file(red_src, nir_src, str(tmp_path / "a.tif")))
     shifted = read(indices.ndvi_file(red_src, nir_src, str(tmp_path / "b.tif"),
-                                     boa_add_offset=-1000))
+                                     boa_add_offset=-1000, negative_reflectance="keep"))
     red, nir = read(patch_band(s2, "B04")), read(patch_band(s2, "B08"))
     # (NIR - RED) / (NIR + RED - 2000): same numerator, smaller denominator.
     np.testing.assert_allclose(shifted, ndvi64(red, nir, -1000.0), rtol=2e-6, atol=1e-6)
+    # The default masks the pixels whose reflectance is <= 0 in either band.
+    masked = read(indices.ndvi_file(red_src, nir_src, str(tmp_path / "c.tif"),
+                                    boa_add_offset=-1000))
+    non_positive = (red <= 1000) | (nir <= 1000)
+    assert non_positive.sum() > 100
+    assert np.isnan(masked[non_positive]).all()
+    np.testing.assert_allclose(masked[~non_positive], shifted[~non_positive], rtol=0, atol=0)
     valid = np.isfinite(plain) & np.isfinite(shifted)
     assert np.abs(shifted[valid] - plain[valid]).max() > 0.05
 

@@ -11,15 +11,19 @@ B04, B08 = patch_band(S2, "B04"), patch_band(S2, "B08")
 
 
 def ndvi64(red, nir, offset=0.0):
+    """Reference NDVI; reflectance <= 0 in either band is NoData (NEGATIVE_REFLECTANCE mask)."""
     red, nir = red + offset, nir + offset
-    return (nir - red) / (nir + red)
+    out = (nir - red) / (nir + red)
+    out[(red <= 0) | (nir <= 0)] = np.nan
+    return out
 
 
 def test_algorithms_listed_with_contract_parameter_ids(s1s2_provider):
     algs = {alg.id(): alg for alg in s1s2_provider.algorithms()}
     expected = {
         "s1s2:ndvi": ["RED", "RED_BAND", "NIR", "NIR_BAND", "SCL", "SCL_BAND", "CLOUD_CLASSES",
-                      "CLOUD_BUFFER", "BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "OUTPUT"],
+                      "CLOUD_BUFFER", "BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "NEGATIVE_REFLECTANCE",
+                      "OUTPUT"],
         "s1s2:rvi4s1": ["VV", "VV_BAND", "VH", "VH_BAND", "INPUT_UNITS", "OUTPUT"],
         "s1s2:vvvhratio": ["VV", "VV_BAND", "VH", "VH_BAND", "INPUT_UNITS", "MODE", "ANGLE",
                            "ANGLE_BAND", "MIN_ANGLE", "MAX_ANGLE", "OUTPUT"],

@@ -1,0 +1,117 @@
+"""Bad input values that used to give plausible-looking nonsense (issue 12, "Silent wrong
+results"): reflectance <= 0 in NDVI, swapped or wrong layers, complex bands, infinities,
+non-integer band / window values, incidence angles in radians.
+
+Core cases need no QGIS; plugin cases run through processing.run with tiny rasters.
+"""
+import math
+import os
+
+import numpy as np
+import pytest
+
+from s1s2_toolkit.core import indices
+from s1s2_toolkit.core.errors import S1S2Error
+from s1s2_toolkit.core.raster import BandSource
+from testkit import read, write
+
+SHAPE = (10, 12)
+
+
+class RecordingFeedback:
+    """A QgsProcessingFeedback that keeps what the algorithm logged (info and warnings)."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Recorder(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.infos, self.warnings = [], []
+
+            def pushInfo(self, info):  # noqa: N802 - QGIS API
+                self.infos.append(info)
+                super().pushInfo(info)
+
+            def pushWarning(self, warning):  # noqa: N802 - QGIS API
+                self.warnings.append(warning)
+                super().pushWarning(warning)
+
+            def reportError(self, error, fatalError=False):  # noqa: N802,N803 - QGIS API
+                self.warnings.append(error)
+                super().reportError(error, fatalError)
+
+        return Recorder()
+
+
+# -- NDVI with reflectance <= 0 -------------------------------------------------------------
+# DN with BOA_ADD_OFFSET -1000: RED 900 -> reflectance -0.01, NIR 3000 -> 0.2.
+RED_NEG, NIR = 900.0, 3000.0
+
+
+def test_ndvi_negative_reflectance_modes():
+    red = np.array([RED_NEG, 1500.0, 1000.0, 800.0])
+    nir = np.array([NIR, NIR, NIR, 950.0])
+    keep = indices.ndvi(red, nir, -1000, negative_reflectance="keep")
+    # raw arithmetic: (2000 - (-100)) / (2000 + (-100)) = 1.105 (outside [-1, 1])
+    assert keep[0] == pytest.approx(2100 / 1900, rel=1e-6)
+    assert keep[3] == pytest.approx((-50 + 200) / (-50 - 200), rel=1e-6)  # -0.6, both negative
+    masked = indices.ndvi(red, nir, -1000)  # the default
+    assert np.isnan(masked[0]) and np.isnan(masked[2]) and np.isnan(masked[3])
+    assert masked[1] == pytest.approx((2000 - 500) / 2500, rel=1e-6)
+    clamped = indices.ndvi(red, nir, -1000, negative_reflectance="clamp")
+    assert clamped[0] == 1.0 and clamped[2] == 1.0  # RED 0: (NIR - 0) / NIR
+    assert np.isnan(clamped[3])  # both clamped to 0: 0 / 0 -> NoData
+    for out in (masked, clamped):
+        finite = out[np.isfinite(out)]
+        assert np.all((finite >= -1) & (finite <= 1))
+    with pytest.raises(S1S2Error, match="NEGATIVE_REFLECTANCE"):
+        indices.ndvi(red, nir, -1000, negative_reflectance="drop")
+
+
+def test_ndvi_negative_reflectance_counts_and_warning():
+    counts = indices.ReflectanceCounts("mask")
+    red = np.full(1000, 1500.0)
+    red[:5] = RED_NEG  # 0.5 %: counted, no warning
+    indices.ndvi(red, np.full(1000, NIR), -1000, counts=counts)
+    assert (counts.valid, counts.non_positive) == (1000, 5)
+    info, warning = counts.messages()
+    assert "5 of 1000" in info and warning is None
+    red[:20] = RED_NEG  # another block: 25 of 2000 = 1.25 %
+    indices.ndvi(red, np.full(1000, NIR), -1000, counts=counts)
+    info, warning = counts.messages()
+    assert "25 of 2000" in info and "BOA_ADD_OFFSET" in warning
+
+
+def test_ndvi_file_negative_reflectance_logged(tmp_path):
+    red = np.full(SHAPE, 1500, np.uint16)
+    red[0, :3] = 900
+    red_path = write(str(tmp_path / "red.tif"), red, nodata=0)
+    nir_path = write(str(tmp_path / "nir.tif"), np.full(SHAPE, 3000, np.uint16), nodata=0)
+    logged, warned = [], []
+    out = indices.ndvi_file(BandSource(red_path), BandSource(nir_path), str(tmp_path / "o.tif"),
+                            boa_add_offset=-1000, log=logged.append, warn=warned.append)
+    got = read(out)
+    assert np.isnan(got[0, :3]).all() and np.isfinite(got).sum() == got.size - 3
+    assert "3 of 120" in logged[-1] and "2.5 %" in warned[-1]
+
+
+def test_plugin_ndvi_negative_reflectance(s1s2_provider, tmp_path):
+    import processing
+
+    red = np.full(SHAPE, 1500, np.uint16)
+    red[0, :3] = 900
+    params = {"RED": write(str(tmp_path / "red.tif"), red, nodata=0),
+              "NIR": write(str(tmp_path / "nir.tif"), np.full(SHAPE, 3000, np.uint16), nodata=0),
+              "BOA_ADD_OFFSET": -1000}
+    expected = {0: math.nan, 1: 1.0, 2: 2100 / 1900}
+    for mode, value in expected.items():
+        feedback = RecordingFeedback()
+        out = str(tmp_path / f"ndvi{mode}.tif")
+        processing.run("s1s2:ndvi", dict(params, NEGATIVE_REFLECTANCE=mode, OUTPUT=out),
+                       feedback=feedback)
+        got = read(out)
+        np.testing.assert_allclose(got[0, :3], value, rtol=1e-6)
+        assert got[1, 0] == pytest.approx(1500 / 2500, rel=1e-6)
+        assert any("3 of 120" in m for m in feedback.infos), feedback.infos
+        assert any("BOA_ADD_OFFSET right" in m for m in feedback.warnings), feedback.warnings
