@@ -7,6 +7,7 @@ sidecar next to the GeoTIFF (QGIS loads it as the default style, also after
 ``qgis_process``) plus a layer post-processor when the result is loaded.
 No QgsProject or iface here: algorithms must run in the modeler and qgis_process.
 """
+import math
 import os
 
 from qgis.core import (
@@ -25,6 +26,7 @@ from ..core.errors import Cancelled, S1S2Error
 from ..core.raster import BandSource
 from ..core.scl import parse_classes
 from ..core.styles import qml_for
+from ..core.writer import write_sidecar
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "s1s2.svg")
@@ -143,6 +145,12 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 f"{layer.bandCount()} band(s)."))
         return BandSource(gdal_path(layer.source()), band, label or layer_id, **options)
 
+    def parameterAsInt(self, parameters, name, context):  # noqa: N802 - QGIS API
+        """QGIS's value, but a band, window or count that is not a whole number (2.5, 'abc')
+        or a band below 1 is an error naming the parameter instead of being rounded."""
+        check_whole_number(self.parameterDefinition(name), parameters.get(name))
+        return super().parameterAsInt(parameters, name, context)
+
     @staticmethod
     def optional_number(parameters, name):
         """The value of an optional number parameter, or None when it is unset.
@@ -193,14 +201,50 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 "Out of memory: close other programs or process a smaller extent.")) from None
 
     def style_output(self, context, output_path, style, band=1):
-        """Write ``<output>.qml`` for ``style`` and apply it when the layer is loaded."""
+        """Write ``<output>.qml`` for ``style`` and apply it when the layer is loaded.
+
+        A style that cannot be written is a warning (reported after the run), not a failure.
+        """
         qml_path = qml_path_for(output_path)
-        with open(qml_path, "w", encoding="utf-8") as handle:
-            handle.write(qml_for(style, band))
+        warning = write_sidecar(qml_path, qml_for(style, band))
+        if warning is not None:
+            self._style_warnings = getattr(self, "_style_warnings", []) + [warning]
+            return None
         if context.willLoadLayerOnCompletion(output_path):
             details = context.layerToLoadOnCompletionDetails(output_path)
             details.setPostProcessor(StylePostProcessor.create(qml_path))
         return qml_path
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API
+        for warning in getattr(self, "_style_warnings", []):
+            feedback.pushWarning(warning)
+        self._style_warnings = []
+        return {}
+
+
+def check_whole_number(definition, value):
+    """QgsProcessingException unless ``value`` (as given: number or text) is a whole number;
+    band parameters start at 1 (at 0 where 0 is their default, meaning 'all bands')."""
+    if definition is None or value is None or isinstance(value, bool):
+        return
+    name = definition.name()
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return
+        try:
+            value = float(text)
+        except ValueError:
+            raise QgsProcessingException(f"{name}: '{text}' is not a whole number.") from None
+    if not isinstance(value, (int, float)):
+        return  # expressions, model outputs...: QGIS evaluates them
+    if not (math.isfinite(value) and float(value).is_integer()):
+        raise QgsProcessingException(f"{name}: {value:g} is not a whole number.")
+    if isinstance(definition, QgsProcessingParameterBand):
+        lowest = 0 if definition.defaultValue() == 0 else 1
+        if value < lowest:
+            raise QgsProcessingException(
+                f"{name}: band {int(value)} does not exist; bands are numbered from 1.")
 
 
 def check_gdal_layer(layer, name):

@@ -38,7 +38,7 @@ from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, nodata_values, open_raster
 from .streaming import DEFAULT_MEMORY_MB, DEFAULT_THREADS, stream
 from .units import band_holds_db, to_db
-from .writer import AtomicGeoTiff, OutputRaster, check_output_path
+from .writer import AtomicGeoTiff, OutputRaster, check_free_space, check_output_path
 
 gdal.UseExceptions()
 
@@ -540,6 +540,7 @@ def _warp_to_file(prepared: _Prepared, grid: Grid, output: OutputRaster, resampl
             progress(100.0 * complete)
         return 1
 
+    check_free_space([output], grid)
     writer = AtomicGeoTiff(output, grid)
     try:
         options = _warp_options(prepared, resampling, transformer, memory_mb, threads,

@@ -609,7 +609,7 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
                 "speckle_filter": "refined_lee" if speckle_filter else "none"}
     outputs = [OutputRaster(output_path, bands=["ndvi_fused"], metadata=metadata),
                OutputRaster(source_path, bands=["source (1=S2, 2=S1, 0=nodata)"],
-                            dtype="uint8", nodata=SOURCE_NODATA,
+                            dtype="uint8", nodata=SOURCE_NODATA, label="OUTPUT_SOURCE",
                             metadata=dict(metadata, classes="1=Sentinel-2, 2=Sentinel-1, "
                                                             "0=no data from either source"))]
     stream(fill_block, sources, outputs, halo=halo, pass_window=True,

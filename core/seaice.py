@@ -43,7 +43,7 @@ from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
 from .streaming import DEFAULT_MEMORY_MB, Window, scan, stream, sub_progress
 from .units import convert_db_file, DB_TO_LINEAR, require_linear, to_db
-from .writer import OutputRaster, check_output_path
+from .writer import OutputRaster, check_free_space, check_output_path, replace_together
 
 gdal.UseExceptions()
 
@@ -222,11 +222,12 @@ class BlockComponents:
 # -- file-level steps -----------------------------------------------------------------------
 def s2_ice_mask_file(green: BandSource, output_path: str, threshold: float = 2500.0,
                      fill_holes: bool = True, block_pixels: int = DEFAULT_BLOCK_PIXELS,
-                     progress=None, cancel=None, metadata=None, threads: int = 2) -> str:
+                     progress=None, cancel=None, metadata=None, threads: int = 2,
+                     label: str = "OUTPUT") -> str:
     """S2 ice mask: water = B03 < threshold, holes of the water mask filled (whole-image
     ``binary_fill_holes`` semantics, blockwise), ice = not water; NoData 255."""
     grid = common_grid([green])
-    spec = OutputRaster(output_path, bands=["s2_ice"], dtype="uint8",
+    spec = OutputRaster(output_path, bands=["s2_ice"], dtype="uint8", label=label,
                         metadata=dict(metadata or {}, algorithm="s1s2:seaice",
                                       classes="1 ice, 0 open water, 255 NoData",
                                       rule=f"water where B03 < {threshold:g} DN"
@@ -432,6 +433,8 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
         # about 40 bytes of scratch per pixel (median filter, labels) in each of ~3 blocks in flight
         block_pixels = int(min(DEFAULT_BLOCK_PIXELS, memory_mb * 2 ** 20 / 128))
     grid = common_grid([s2_green])
+    check_free_space([OutputRaster(output_s1, dtype="uint8", label="OUTPUT_S1_ICE"),
+                      OutputRaster(output_s2, dtype="uint8", label="OUTPUT_S2_ICE")], grid)
     workdir = tempfile.mkdtemp(prefix=".s1s2_seaice_",
                                dir=os.path.dirname(os.path.abspath(output_s1)))
     # Both masks are staged next to their outputs and moved into place together at the
@@ -451,7 +454,8 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
                 require_linear(s1, "set S1_UNITS to dB or to Detect")
         s1_grid, input_db = _s1_on_grid(s1, grid, input_db, workdir)
         meta = {"s1": s1_path, "s2": s2_green.path}
-        s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8", metadata=dict(
+        s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8",
+                               label="OUTPUT_S1_ICE", metadata=dict(
             meta, algorithm="s1s2:seaice", classes="1 ice, 0 open water, 255 NoData",
             rule=f"water where median{s1_median_size}x{s1_median_size}(sigma0) dB < "
                  f"{s1_threshold_db:g}"))
@@ -460,15 +464,12 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
                [s1_grid], [s1_spec], halo=halo, grid=grid, block_pixels=block_pixels,
                threads=threads, progress=sub_progress(progress, 30, 60), cancel=cancel)
         s2_ice_mask_file(s2_green, staged[output_s2], s2_threshold, fill_holes, block_pixels,
-                         sub_progress(progress, 60, 85), cancel, meta, threads)
+                         sub_progress(progress, 60, 85), cancel, meta, threads, "OUTPUT_S2_ICE")
         numbers = mask_statistics(staged[output_s1], staged[output_s2], block_pixels,
                                   sub_progress(progress, 85, 100), cancel, threads)
         if cancel is not None and cancel():
             raise Cancelled()
-        for final, part in staged.items():
-            os.replace(part, final)
-            if os.path.exists(final + ".aux.xml"):  # stale statistics of an earlier run
-                os.remove(final + ".aux.xml")
+        replace_together([(part, final) for final, part in staged.items()])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for part in staged.values():

@@ -123,9 +123,10 @@ def stack_statistics_file(sources: Sequence[BandSource], outputs: Dict[str, str]
             meta["ddof"] = str(ddof)
         if name == COUNT:
             specs.append(OutputRaster(outputs[name], bands=["valid_count"], dtype="uint16",
-                                      nodata=COUNT_NODATA, metadata=meta))
+                                      nodata=COUNT_NODATA, metadata=meta, label="OUTPUT_COUNT"))
         else:
-            specs.append(OutputRaster(outputs[name], bands=[name], metadata=meta))
+            specs.append(OutputRaster(outputs[name], bands=[name], metadata=meta,
+                                      label=f"OUTPUT_{name.upper()}"))
 
     def block(*arrays):
         result = stack_statistics(np.stack(arrays), names, min_valid, ddof)

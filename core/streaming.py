@@ -27,7 +27,7 @@ from osgeo import gdal
 
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, nodata_values, open_band
-from .writer import AtomicGeoTiff, OutputRaster, check_output_path
+from .writer import OutputRaster, OutputSet, check_output_path
 
 gdal.UseExceptions()
 
@@ -274,23 +274,18 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
             blocks.append(block.astype(spec.numpy_dtype, copy=False))
         return blocks
 
-    writers = []
+    written = OutputSet(outputs, grid)
     try:
-        for spec in outputs:
-            writers.append(AtomicGeoTiff(spec, grid))
-
-        def consume(window, blocks):
-            for writer, block in zip(writers, blocks):
-                writer.write(block, window.xoff, window.yoff)
-
-        _map_blocks(reader, windows, call, consume, threads, progress, cancel)
+        written.prepare()
+        _map_blocks(reader, windows, call,
+                    lambda window, blocks: written.write(blocks, window.xoff, window.yoff),
+                    threads, progress, cancel)
         if cancel is not None and cancel():
             raise Cancelled()
     except BaseException:
-        for writer in writers:
-            writer.abort()
+        written.abort()
         raise
-    return [writer.commit() for writer in writers]
+    return written.commit()  # all outputs together, or none (it aborts on failure)
 
 
 def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: str = "float32",

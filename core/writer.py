@@ -1,11 +1,12 @@
 """GeoTIFF output written atomically: a temporary file in the target folder,
 renamed onto the requested path only when the whole run succeeded.
 """
+import contextlib
 import math
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -44,6 +45,8 @@ class OutputRaster:
     # (S1 GRD in radar geometry): gdal.GCP list and the WKT of their CRS.
     gcps: Sequence = ()
     gcp_wkt: str = ""
+    # The parameter the user knows this output by, for messages (OUTPUT_MEAN, ...).
+    label: str = "OUTPUT"
 
     def __post_init__(self):
         if self.dtype not in _GDAL_TYPES:
@@ -82,16 +85,63 @@ def check_output_path(path: str, input_paths: Sequence[str] = ()) -> None:
         raise S1S2Error(f"The output folder '{folder}' is not writable.")
 
 
+class DiskFull(S1S2Error):
+    """An output does not fit on its device (found before the run or while writing)."""
+
+
+# DEFLATE rarely halves float data: a run is refused early only when less than this
+# fraction of the uncompressed size is free (a closer call fails cleanly while writing).
+EARLY_REFUSAL_FRACTION = 0.5
+_MB = 2 ** 20
+
+
+def free_bytes(path: str) -> int:
+    """Bytes available to this user on the device holding ``path``'s folder."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize
+
+
+def estimated_bytes(spec: OutputRaster, grid: Grid) -> int:
+    """Uncompressed size of an output as written: whole 256 px tiles, all bands."""
+    tiles_x, tiles_y = -(-grid.width // 256), -(-grid.height // 256)
+    return tiles_x * tiles_y * 256 * 256 * len(spec.bands) * spec.numpy_dtype.itemsize
+
+
+def disk_full_message(specs, needed: float, free: float) -> str:
+    """'No space left on the device of OUTPUT '<path>' (about N MB needed, M MB free)...'"""
+    specs = [specs] if isinstance(specs, OutputRaster) else list(specs)
+    named = " and ".join(f"{spec.label} '{spec.path}'" for spec in specs)
+    return (f"No space left on the device of {named} (about {math.ceil(needed / _MB)} MB "
+            f"needed, {free // _MB} MB free). Free some space or choose another folder; nothing "
+            "was written.")
+
+
+def check_free_space(specs: Sequence[OutputRaster], grid: Grid) -> None:
+    """DiskFull before a run whose outputs clearly cannot fit (summed per device)."""
+    per_device = {}
+    for spec in specs:
+        folder = os.path.dirname(os.path.abspath(spec.path)) or "."
+        per_device.setdefault(os.stat(folder).st_dev, []).append(spec)
+    for on_device in per_device.values():
+        needed = sum(estimated_bytes(spec, grid) for spec in on_device)
+        free = free_bytes(on_device[0].path)
+        if free < needed * EARLY_REFUSAL_FRACTION:
+            raise DiskFull(disk_full_message(on_device, needed, free))
+
+
 class AtomicGeoTiff:
     """A GeoTIFF being written under a temporary name.
 
     ``commit()`` closes it and renames it onto ``spec.path``; ``abort()`` deletes
     it. A pre-existing file at ``spec.path`` is only replaced by ``commit()``,
-    so a failed or cancelled run loses nothing.
+    so a failed or cancelled run loses nothing. Several outputs of one run are
+    committed together by :class:`OutputSet`.
     """
 
     def __init__(self, spec: OutputRaster, grid: Grid):
         self.spec = spec
+        self.grid = grid
         folder = os.path.dirname(os.path.abspath(spec.path))
         base = os.path.basename(spec.path)
         self.tmp_path = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.part.tif")
@@ -100,7 +150,13 @@ class AtomicGeoTiff:
             self.dataset = driver.Create(self.tmp_path, grid.width, grid.height, len(spec.bands),
                                          _GDAL_TYPES[spec.dtype], creation_options(spec.dtype))
         except RuntimeError as exc:
-            raise S1S2Error(f"Cannot create the output '{spec.path}' ({exc}).") from None
+            self.dataset = None
+            error = self.write_error(exc, "Creating")
+        else:
+            error = None
+        if error is not None:
+            self.abort()
+            raise error  # outside the handler: see write()
         if spec.gcps:
             self.dataset.SetGCPs(list(spec.gcps), spec.gcp_wkt)
         else:
@@ -119,27 +175,184 @@ class AtomicGeoTiff:
             if spec.units:
                 band.SetUnitType(spec.units)
 
+    def write_error(self, exc: Exception, doing: str = "Writing") -> S1S2Error:
+        """The error to raise for a failed write: DiskFull when the device is (nearly) full."""
+        try:
+            free = free_bytes(self.spec.path)
+        except OSError:
+            free = None
+        needed = estimated_bytes(self.spec, self.grid)
+        text = str(exc)
+        if (free is not None and free < min(needed, 4 * _MB)) or "No space" in text:
+            return DiskFull(disk_full_message(self.spec, needed, free or 0))
+        return S1S2Error(f"{doing} {self.spec.label} '{self.spec.path}' failed ({text}); "
+                         "nothing was written.")
+
     def write(self, data: np.ndarray, xoff: int, yoff: int) -> None:
         """Write a (bands, rows, cols) or (rows, cols) block at (xoff, yoff)."""
         if data.ndim == 2:
             data = data[np.newaxis]
-        for i, plane in enumerate(data, start=1):
-            self.dataset.GetRasterBand(i).WriteArray(plane, xoff, yoff)
+        try:
+            for i, plane in enumerate(data, start=1):
+                self.dataset.GetRasterBand(i).WriteArray(plane, xoff, yoff)
+            return
+        except RuntimeError as exc:
+            error = self.write_error(exc)
+        # Raised outside the handler: GDAL's traceback (frames holding the dataset, so the
+        # file stays open and keeps the disk full) is not chained to the error.
+        raise error
+
+    def finish(self) -> None:
+        """Flush and close the temporary file (the step where a full disk shows)."""
+        try:
+            self.dataset.FlushCache()
+            self.dataset = None
+            return
+        except RuntimeError as exc:
+            error = self.write_error(exc)
+        raise error  # outside the handler: see write()
 
     def commit(self) -> str:
         """Flush, close and move into place; returns the final path."""
-        self.dataset.FlushCache()
-        self.dataset = None
-        os.replace(self.tmp_path, self.spec.path)
-        # A stale .aux.xml of an earlier run would override the new statistics.
-        stale_aux = self.spec.path + ".aux.xml"
-        if os.path.exists(stale_aux):
-            os.remove(stale_aux)
-        return self.spec.path
+        return OutputSet.of([self]).commit()[0]
 
     def abort(self) -> None:
         """Drop the temporary file (after a failure or a cancel)."""
-        self.dataset = None
-        for path in (self.tmp_path, self.tmp_path + ".aux.xml"):
-            if os.path.exists(path):
+        # Closing a file on a full disk fails to flush: quietly (no exception from the
+        # destructor reaches the user's log), it is deleted below anyway.
+        if self.dataset is not None:
+            with _quiet_gdal():
+                self.dataset = None
+        _remove_quietly(self.tmp_path, self.tmp_path + ".aux.xml")
+
+
+@contextlib.contextmanager
+def _quiet_gdal():
+    """GDAL errors neither raised nor printed (closing a dataset that cannot be flushed)."""
+    used = gdal.GetUseExceptions()
+    gdal.DontUseExceptions()
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+        if used:
+            gdal.UseExceptions()
+
+
+def _remove_quietly(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def replace_together(moves: Sequence[Tuple[str, str]]) -> None:
+    """Move each finished temporary file onto its final path: all of them or none.
+
+    ``moves``: (temporary, final) pairs on the same device each. An existing final
+    file is kept under a hidden hard link until every move has succeeded, so a
+    failure half-way puts the earlier finals back; the temporaries are removed
+    whatever happens. A stale ``.aux.xml`` of an earlier run is removed (it would
+    override the new statistics).
+    """
+    backups, done = {}, []
+    try:
+        for tmp, final in moves:
+            if os.path.exists(final):
+                backup = os.path.join(os.path.dirname(os.path.abspath(final)),
+                                      f".{os.path.basename(final)}.{uuid.uuid4().hex[:8]}.part.old")
+                try:
+                    os.link(final, backup)
+                    backups[final] = backup
+                except OSError:  # no hard links here: the old file cannot be restored
+                    pass
+            os.replace(tmp, final)
+            done.append(final)
+    except BaseException:
+        for final in reversed(done):
+            if final in backups:
+                os.replace(backups.pop(final), final)
+            else:
+                _remove_quietly(final)
+        raise
+    finally:
+        _remove_quietly(*(tmp for tmp, _ in moves), *backups.values())
+    for _, final in moves:
+        _remove_quietly(final + ".aux.xml")
+
+
+class OutputSet:
+    """All raster outputs of one run: written under temporary names, replaced together.
+
+    ``prepare()`` checks the free space and creates the temporary files, ``write()``
+    writes one block of every output, ``commit()`` flushes all of them and only then
+    moves them into place (:func:`replace_together`), ``abort()`` removes them. Any
+    failure in ``commit()`` aborts: an existing output is replaced only when every
+    output of the run is, and no ``.part`` file survives.
+    """
+
+    def __init__(self, specs: Sequence[OutputRaster], grid: Grid):
+        self.specs, self.grid = list(specs), grid
+        self.writers: List[AtomicGeoTiff] = []
+
+    @classmethod
+    def of(cls, writers: Sequence[AtomicGeoTiff]) -> "OutputSet":
+        """A set of writers created elsewhere (e.g. a warp straight into the file)."""
+        outputs = cls([w.spec for w in writers], writers[0].grid if writers else None)
+        outputs.writers = list(writers)
+        return outputs
+
+    def prepare(self) -> "OutputSet":
+        check_free_space(self.specs, self.grid)
+        try:
+            for spec in self.specs:
+                self.writers.append(AtomicGeoTiff(spec, self.grid))
+        except BaseException:
+            self.abort()
+            raise
+        return self
+
+    def write(self, blocks: Sequence[np.ndarray], xoff: int, yoff: int) -> None:
+        for writer, block in zip(self.writers, blocks):
+            writer.write(block, xoff, yoff)
+
+    def commit(self) -> List[str]:
+        try:
+            for writer in self.writers:
+                writer.finish()
+            replace_together([(w.tmp_path, w.spec.path) for w in self.writers])
+        except BaseException:
+            self.abort()
+            raise
+        return [w.spec.path for w in self.writers]
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+
+
+def write_sidecar(path: str, text: str) -> Optional[str]:
+    """Write a small text file next to a committed output (a ``.qml`` style), atomically.
+
+    Returns None, or a warning when it cannot be written (a folder of that name, a full
+    disk...): a style is not worth failing a run whose raster is written. A stale file
+    of an earlier run is removed then, so it cannot style the new raster wrongly.
+    """
+    folder, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+        return None
+    except OSError as exc:
+        _remove_quietly(tmp)
+        if os.path.isfile(path):
+            try:
                 os.remove(path)
+            except OSError:
+                pass
+        return f"The style '{path}' could not be written ({exc.strerror or exc}); the output " \
+               "is complete, style it by hand."

@@ -940,3 +940,208 @@ def test_fusendvi_uint16_red_above_nir(s1s2_provider, tmp_path):
     clear = raw(params["OUTPUT_SOURCE"]) == 1
     assert clear.sum() == SHAPE[0] * (SHAPE[1] - 6)
     np.testing.assert_allclose(read(params["OUTPUT"])[clear], -4000 / 6000, rtol=1e-6)
+
+
+# -- several outputs: all replaced together or none ------------------------------------------
+MULTI_OUTPUT = ["stackstatistics", "fusendvi", "seaice"]
+
+
+def _qml(path):
+    return os.path.splitext(path)[0] + ".qml"
+
+
+def _state(paths):
+    """Digests of outputs and their styles (None when absent)."""
+    return {p: digest(p) if os.path.exists(p) else None
+            for path in paths for p in (path, _qml(path))}
+
+
+@pytest.mark.parametrize("stage", ["flush", "commit"])
+@pytest.mark.parametrize("name", MULTI_OUTPUT)
+def test_several_outputs_replaced_together_or_none(s1s2_provider, tmp_path, monkeypatch, name,
+                                                   stage):
+    """A failure while the last output is flushed or moved into place keeps every earlier
+    output and style of the previous run, and leaves no temporary file."""
+    from s1s2_toolkit.core import writer
+
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    run(case.alg, params)
+    outputs = [params[o] for o in case.outputs]
+    before = _state(outputs)
+    last = os.path.basename(outputs[-1])
+    if stage == "flush":
+        finish = writer.AtomicGeoTiff.finish
+
+        def failing_finish(self):
+            if f".{last}." in os.path.basename(self.tmp_path):
+                raise writer.S1S2Error("simulated: flushing the last output failed")
+            finish(self)
+        monkeypatch.setattr(writer.AtomicGeoTiff, "finish", failing_finish)
+    else:
+        replace = os.replace
+
+        def failing_replace(src, dst):
+            if os.path.basename(dst) == last:
+                raise OSError(5, "simulated: moving the last output failed")
+            replace(src, dst)
+        monkeypatch.setattr(writer.os, "replace", failing_replace)
+    expect_error(case.alg, params, match="simulated")
+    monkeypatch.undo()
+    assert _state(outputs) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name", MULTI_OUTPUT)
+def test_several_outputs_failure_mid_run(s1s2_provider, tmp_path, monkeypatch, name):
+    """A failure while writing blocks (here the first output's writer) keeps everything."""
+    from s1s2_toolkit.core import writer
+
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    run(case.alg, params)
+    outputs = [params[o] for o in case.outputs]
+    before = _state(outputs)
+
+    def failing_write(self, data, xoff, yoff):
+        raise writer.S1S2Error("simulated: writing a block failed")
+    monkeypatch.setattr(writer.AtomicGeoTiff, "write", failing_write)
+    expect_error(case.alg, params, match="simulated")
+    monkeypatch.undo()
+    assert _state(outputs) == before
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_replace_together_restores_earlier_outputs(tmp_path, monkeypatch):
+    """The core step itself: the second move fails, the first final is put back."""
+    from s1s2_toolkit.core import writer
+
+    finals = [str(tmp_path / f"out{i}.tif") for i in range(3)]
+    temps = [str(tmp_path / f".out{i}.tif.x.part.tif") for i in range(3)]
+    for final, tmp in zip(finals, temps):
+        with open(final, "w") as handle:
+            handle.write("old " + final)
+        with open(tmp, "w") as handle:
+            handle.write("new " + final)
+    replace, calls = os.replace, []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if dst == finals[1] and src == temps[1]:
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+    monkeypatch.setattr(writer.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        writer.replace_together(list(zip(temps, finals)))
+    monkeypatch.undo()
+    assert [open(f).read() for f in finals] == ["old " + f for f in finals]
+    assert calls[:2] == finals[:2]
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name", ["dbconvert", "stackstatistics", "seaice"])
+def test_blocked_style_is_a_warning_not_a_failure(s1s2_provider, tmp_path, name):
+    """A folder where the .qml goes: the raster is written, the log warns, nothing else."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        warnings = []
+
+        def pushWarning(self, warning):  # noqa: N802 - QGIS API
+            self.warnings.append(warning)
+            super().pushWarning(warning)
+
+    case = CASES[name]
+    params, _ = case.build(str(tmp_path))
+    blocked = _qml(params[case.outputs[0]])
+    os.mkdir(blocked)
+    feedback = Recorder()
+    run(case.alg, params, feedback=feedback)
+    assert os.path.isdir(blocked)
+    for output in case.outputs:
+        assert np.isfinite(read(params[output])).any() or name == "seaice"
+    for output in case.outputs[1:]:
+        assert os.path.isfile(_qml(params[output]))
+    assert any(blocked in w and "could not be written" in w for w in feedback.warnings), \
+        feedback.warnings
+    assert leftovers(str(tmp_path)) == []
+
+
+# -- full disk -------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 kB tmpfs (root), or None where mounting is not allowed (then the write failure
+    is simulated)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+        capture_output=True).returncode == 0
+    yield str(mount) if mounted else None
+    if mounted:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def _big_stack_case(folder):
+    """stackstatistics on 600 x 600 random dates: each float32 output about 1.4 MB."""
+    case = CASES["stackstatistics"]
+    big = {p: _rng(i).uniform(0.01, 0.3, (600, 600)).astype(np.float32)
+           for i, p in enumerate(case.rasters)}
+    params, _ = case.build(folder, big)
+    params["STATISTICS"] = [2, 3]  # mean, min
+    params["OUTPUT_MIN"] = params.pop("OUTPUT_COUNT")
+    params.pop("OUTPUT_MEDIAN")
+    return params
+
+
+def test_full_disk_is_refused_before_the_run(s1s2_provider, tmp_path, small_disk, monkeypatch):
+    """OUTPUT_MEAN replaces an existing file, OUTPUT_MIN is on a full device: refused at once,
+    with the numbers; the old mean and its style stay."""
+    from s1s2_toolkit.core import writer
+
+    params = _big_stack_case(str(tmp_path))
+    run("s1s2:stackstatistics", params)
+    before = _state([params["OUTPUT_MEAN"]])
+    disk = small_disk or str(tmp_path / "full")
+    os.makedirs(disk, exist_ok=True)
+    params["OUTPUT_MIN"] = os.path.join(disk, "min.tif")
+    if small_disk is None:  # simulate a device with 100 kB free (then both outputs are on it)
+        monkeypatch.setattr(writer, "free_bytes", lambda path: 100 * 2 ** 10)
+    message = expect_error("s1s2:stackstatistics", params, match="No space left on the device")
+    assert f"OUTPUT_MIN '{params['OUTPUT_MIN']}'" in message, message
+    assert "MB needed" in message and "MB free" in message and params["OUTPUT_MIN"] in message
+    assert _state([params["OUTPUT_MEAN"]]) == before
+    assert os.listdir(disk) == [] and leftovers(str(tmp_path)) == []
+
+
+def test_full_disk_while_writing(s1s2_provider, tmp_path, small_disk, monkeypatch):
+    """The early check passed (another program filled the disk meanwhile): the write fails,
+    the message says so, nothing is left on the full device, the old mean stays."""
+    from s1s2_toolkit.core import writer
+
+    params = _big_stack_case(str(tmp_path))
+    run("s1s2:stackstatistics", params)
+    before = _state([params["OUTPUT_MEAN"]])
+    disk = small_disk or str(tmp_path / "full")
+    os.makedirs(disk, exist_ok=True)
+    params["OUTPUT_MIN"] = os.path.join(disk, "min.tif")
+    monkeypatch.setattr(writer, "check_free_space", lambda specs, grid: None)
+    if small_disk is None:  # simulate GDAL's error on a full device
+        finish = writer.AtomicGeoTiff.finish
+
+        def full_finish(self):
+            if self.tmp_path.startswith(disk):
+                self.dataset = None
+                raise self.write_error(RuntimeError(
+                    "TIFFAppendToStrip:Write error at scanline 0 (No space left on device)"))
+            finish(self)
+        monkeypatch.setattr(writer.AtomicGeoTiff, "finish", full_finish)
+    message = expect_error("s1s2:stackstatistics", params,
+                           match="No space left on the device of OUTPUT_MIN")
+    assert "Traceback" not in message and "TIFFAppendToStrip" not in message
+    assert _state([params["OUTPUT_MEAN"]]) == before
+    assert os.listdir(disk) == [] and leftovers(str(tmp_path)) == []
+    if small_disk is not None:  # the space is given back
+        assert writer.free_bytes(params["OUTPUT_MIN"]) > 400 * 2 ** 10

@@ -115,3 +115,64 @@ def test_plugin_ndvi_negative_reflectance(s1s2_provider, tmp_path):
         assert got[1, 0] == pytest.approx(1500 / 2500, rel=1e-6)
         assert any("3 of 120" in m for m in feedback.infos), feedback.infos
         assert any("BOA_ADD_OFFSET right" in m for m in feedback.warnings), feedback.warnings
+
+
+# -- band and window values that are not whole numbers ----------------------------------------
+def _linear_input(folder):
+    values = np.random.default_rng(3).uniform(0.01, 0.3, SHAPE).astype(np.float32)
+    return write(os.path.join(folder, "in.tif"), np.stack([values, values * 2]))
+
+
+def _expect_error(alg, params, *fragments):
+    from qgis.core import QgsProcessingException
+    import processing
+
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(alg, params)
+    message = str(raised.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.mark.parametrize("value,fragment", [(0, "band 0 does not exist"), ("0", "band 0"),
+                                            (-1, "band -1"), ("abc", "'abc' is not a whole"),
+                                            (2.5, "2.5 is not a whole"),
+                                            ("2.5", "2.5 is not a whole")])
+def test_band_that_is_not_a_band_number_is_an_error(s1s2_provider, tmp_path, value, fragment):
+    params = {"INPUT": _linear_input(str(tmp_path)), "DIRECTION": 0,
+              "OUTPUT": str(tmp_path / "out.tif")}
+    _expect_error("s1s2:dbconvert", dict(params, BAND=value), "BAND", fragment)
+    assert not os.path.exists(params["OUTPUT"])
+    import processing
+    processing.run("s1s2:dbconvert", dict(params, BAND="2"))  # a whole number as text is fine
+    np.testing.assert_allclose(read(params["OUTPUT"]),
+                               10 * np.log10(read(params["INPUT"], 2)), rtol=1e-5)
+
+
+def test_band_zero_still_means_all_bands_where_documented(s1s2_provider, tmp_path):
+    import processing
+
+    source = _linear_input(str(tmp_path))
+    out = str(tmp_path / "out.tif")
+    processing.run("s1s2:collocate", {"INPUT": source, "BAND": 0, "TARGET": source,
+                                      "RESAMPLING": 0, "OUTPUT": out})
+    from osgeo import gdal
+    assert gdal.Open(out).RasterCount == 2
+
+
+@pytest.mark.parametrize("alg,param,value", [("s1s2:leefilter", "WINDOW", 7.5),
+                                             ("s1s2:leefilter", "WINDOW", "7.5"),
+                                             ("s1s2:stackstatistics", "BAND", 1.5),
+                                             ("s1s2:stackstatistics", "MIN_VALID", "1.5")])
+def test_window_or_count_that_is_not_whole_is_an_error(s1s2_provider, tmp_path, alg, param,
+                                                       value):
+    source = _linear_input(str(tmp_path))
+    if alg == "s1s2:leefilter":
+        params = {"INPUT": source, "WINDOW": 7, "OUTPUT": str(tmp_path / "out.tif")}
+    else:
+        params = {"INPUTS": [source, source], "BAND": 1, "STATISTICS": [2],
+                  "OUTPUT_MEAN": str(tmp_path / "out.tif")}
+    params[param] = value
+    _expect_error(alg, params, param, "not a whole number")
+    assert not os.path.exists(str(tmp_path / "out.tif"))
