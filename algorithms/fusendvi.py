@@ -11,8 +11,9 @@ from qgis.core import (
 )
 
 from ..core import fusion
+from ..core.scl import DEFAULT_CLOUD_CLASSES
 from ..core.styles import FUSION_SOURCE_PALETTE, NDVI_RAMP
-from .base import S1S2Algorithm
+from .base import CLOUD_CLASSES_HELP, S1S2Algorithm
 
 
 def _parse_numbers(text, name):
@@ -53,7 +54,6 @@ class FuseNdvi(S1S2Algorithm):
     COEFFICIENT_OUTPUTS = tuple("COEF_" + n for n in
                                 fusion.PREDICTOR_NAMES + (fusion.REFERENCE_NAME,))
 
-    UNITS = [(fusion.UNITS_LINEAR, "Linear power"), (fusion.UNITS_DB, "dB")]
     SPECKLE = [(False, "None"), (True, "Refined Lee (7x7, SNAP semantics)")]
     MODELS = [(fusion.MODEL_LOCAL, "Local regression on the scene's clear pixels"),
               (fusion.MODEL_RECIPE, "Recipe formula reproduced exactly (Sentinel Hub script, "
@@ -64,6 +64,11 @@ class FuseNdvi(S1S2Algorithm):
     DISPLAY_NAME = "Cloud-masked NDVI fusion (S2 filled from S1)"
     GROUP = "Sentinel-1 + Sentinel-2"
     GROUP_ID = "fusion"
+    ICON = "fusion"
+    TAGS = ("fusion", "NDVI", "cloud", "gap filling", "Sentinel-1", "Sentinel-2", "SAR", "radar",
+            "regression", "vegetation")
+    ADVANCED = ("CLOUD_BUFFER", "BOA_ADD_OFFSET", "SPECKLE_FILTER", "COEFFICIENTS",
+                "REFERENCE_NDVI")
     HELP = (
         "Sentinel-2 NDVI where the Scene Classification (SCL) says clear; under cloud (SCL in "
         "CLOUD_CLASSES, plus CLOUD_BUFFER metres) and where S2 is NoData, an NDVI predicted from "
@@ -93,10 +98,12 @@ class FuseNdvi(S1S2Algorithm):
         "that script's output only; its hold-out error is reported too.\n"
         "- Custom coefficients: COEFFICIENTS = 'c0, c_VH, c_VV, c_NRPB' (+ ', c_REFERENCE' with "
         "REFERENCE_NDVI) on the correct-dB predictors.\n\n"
-        "S1_UNITS: linear power (sigma0/gamma0) or dB. SPECKLE_FILTER: Refined Lee on linear "
+        "Sentinel-1 units (S1_UNITS): linear power (sigma0/gamma0), dB or Auto (detect, the "
+        "default: unit metadata, else negative values mean dB; the log says which). "
+        "SPECKLE_FILTER: Refined Lee on linear "
         "VV/VH before the dB conversion (default). S1 not on the S2 grid is collocated "
         "automatically (bilinear, in linear units); SCL at 20 m is resampled with nearest "
-        "neighbour. CLOUD_CLASSES default 7,8,9,10 as in the recipe.")
+        "neighbour. " + CLOUD_CLASSES_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.add_band_input(self.RED, self.RED_BAND, "Red (S2 B04, DN)")
@@ -104,15 +111,13 @@ class FuseNdvi(S1S2Algorithm):
         self.add_band_input(self.SCL, self.SCL_BAND, "Scene classification (S2 L2A SCL)")
         self.add_band_input(self.VV, self.VV_BAND, "Sentinel-1 VV backscatter")
         self.add_band_input(self.VH, self.VH_BAND, "Sentinel-1 VH backscatter")
-        self.addParameter(QgsProcessingParameterEnum(
-            self.S1_UNITS, self.tr("Sentinel-1 units"), options=[self.tr(t) for _, t in self.UNITS],
-            defaultValue=0))
+        self.add_units_parameter(self.S1_UNITS, "Sentinel-1 units")
         self.addParameter(QgsProcessingParameterNumber(
             self.BOA_ADD_OFFSET, self.tr("BOA_ADD_OFFSET (empty: read from the product, else 0)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.CLOUD_CLASSES, self.tr("SCL classes treated as cloud"),
-            defaultValue=",".join(str(c) for c in fusion.RECIPE_CLOUD_CLASSES)))
+            defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
@@ -147,7 +152,7 @@ class FuseNdvi(S1S2Algorithm):
         vv = self.band_source(parameters, context, self.VV, self.VV_BAND)
         vh = self.band_source(parameters, context, self.VH, self.VH_BAND)
         reference = self.band_source(parameters, context, self.REFERENCE_NDVI)
-        units = self.UNITS[self.parameterAsEnum(parameters, self.S1_UNITS, context)][0]
+        units = self.units(parameters, context, self.S1_UNITS, [vv, vh])
         speckle = self.SPECKLE[self.parameterAsEnum(parameters, self.SPECKLE_FILTER, context)][0]
         model = self.MODELS[self.parameterAsEnum(parameters, self.MODEL, context)][0]
         coefficients = None

@@ -28,7 +28,7 @@ def test_algorithm_declares_the_issue_parameters_and_outputs(s1s2_provider):
                      "VH", "VH_BAND", "S1_UNITS", "BOA_ADD_OFFSET", "CLOUD_CLASSES",
                      "CLOUD_BUFFER", "SPECKLE_FILTER", "MODEL", "COEFFICIENTS",
                      "REFERENCE_NDVI", "OUTPUT", "OUTPUT_SOURCE"]
-    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "7,8,9,10"
+    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "3,8,9,10"  # as ndvi
     assert alg.parameterDefinition("SPECKLE_FILTER").defaultValue() == 1   # Refined Lee
     assert alg.parameterDefinition("MODEL").defaultValue() == 0            # local regression
     outputs = {o.name(): o.type() for o in alg.outputDefinitions()}
