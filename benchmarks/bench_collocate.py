@@ -156,6 +156,8 @@ def bench_raster(tmp, size, repeats):
     ours_tif, peer_tif = os.path.join(tmp, "ours.tif"), os.path.join(tmp, "gdalwarp.tif")
     gdalwarp = ["gdalwarp", "-q", "-overwrite", "-t_srs", "EPSG:32630", "-te", *map(repr, bounds),
                 "-tr", "10", "10", "-r", "bilinear", "-ot", "Float32", "-wt", "Float32",
+                # the kernel and transformer accuracy collocate pins (core/collocate.py)
+                "-et", "0.005", "-wo", "XSCALE=1", "-wo", "YSCALE=1",
                 "-srcnodata", "nan", "-dstnodata", "nan", "-multi", "-wo", "NUM_THREADS=2",
                 "-wm", "256", "-co", "TILED=YES", "-co", "BLOCKXSIZE=256", "-co", "BLOCKYSIZE=256",
                 "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=3", "-co", "ZLEVEL=1",

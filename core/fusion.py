@@ -49,7 +49,6 @@ optional Refined Lee filter runs on linear VV/VH before the dB conversion
 (halo 3, computed in both passes).
 """
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -66,7 +65,8 @@ from .writer import OutputRaster, check_output_path
 MODEL_LOCAL = "local"
 MODEL_RECIPE = "recipe"
 MODEL_CUSTOM = "custom"
-MODELS = (MODEL_LOCAL, MODEL_RECIPE, MODEL_CUSTOM)
+MODEL_KRIGING = "kriging"
+MODELS = (MODEL_LOCAL, MODEL_RECIPE, MODEL_CUSTOM, MODEL_KRIGING)
 
 UNITS_LINEAR = "linear"
 UNITS_DB = "db"
@@ -326,6 +326,8 @@ class FusionResult:
     filled: int = 0
     unfilled: int = 0
     log: List[str] = field(default_factory=list)
+    uncertainty_output: Optional[str] = None
+    details: Optional[object] = None     # regression kriging: fusion_passes.KrigingDetails
 
     @property
     def warnings(self) -> List[str]:
@@ -346,7 +348,8 @@ class _Blocks:
     """Per-block pixel preparation shared by the fit pass and the fill pass."""
 
     def __init__(self, model, s1_band_units, boa_add_offset, quantification, cloud_classes,
-                 buffer_px, speckle_filter, has_reference, holdout_cell):
+                 buffer_px, speckle_filter, has_reference, holdout_cell,
+                 negative_reflectance=indices.NEGATIVE_MASK):
         self.model = model
         self.vv_db, self.vh_db = (units == UNITS_DB for units in s1_band_units)
         self.boa_add_offset = boa_add_offset
@@ -356,6 +359,12 @@ class _Blocks:
         self.speckle_filter = speckle_filter
         self.has_reference = has_reference
         self.holdout_cell = holdout_cell
+        self.negative_reflectance = negative_reflectance
+
+    def unpack(self, arrays):
+        """(red, nir, scl, vv, vh, reference or None) from the streamed arrays."""
+        arrays = list(arrays)
+        return arrays[:5] + [arrays[5] if self.has_reference else None]
 
     def _s1_linear(self, band: np.ndarray, in_db: bool, window: Window) -> np.ndarray:
         """Core region of a band in linear power, Refined Lee filtered when asked."""
@@ -381,7 +390,8 @@ class _Blocks:
         cloud masks (bool)."""
         rows, cols = window.core
         ndvi = np.asarray(indices.ndvi(red[rows, cols], nir[rows, cols], self.boa_add_offset,
-                                       self.quantification), dtype=np.float32)
+                                       self.quantification, self.negative_reflectance),
+                          dtype=np.float32)
         scl_core = scl_block[rows, cols]
         scl_valid = np.isfinite(scl_core) & (scl_core != 0)
         cloud = np.asarray(scl_module.cloud_mask(scl_block, self.cloud_classes, self.buffer_px),
@@ -440,76 +450,215 @@ def _on_grid(source: BandSource, grid: Grid) -> bool:
     return Grid.of(open_band(source)[0]).mismatch(grid) is None
 
 
-def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandSource,
-                    vh: BandSource, output_path: str, source_path: str,
-                    reference: Optional[BandSource] = None, s1_units: str = UNITS_LINEAR,
-                    boa_add_offset: Optional[float] = None, quantification: float = 10000.0,
-                    cloud_classes: Sequence[int] = RECIPE_CLOUD_CLASSES,
-                    cloud_buffer_m: float = 0.0, speckle_filter: bool = True,
-                    model: str = MODEL_LOCAL, coefficients: Optional[Sequence[float]] = None,
-                    holdout_cell: int = HOLDOUT_CELL, min_fit_pixels: int = MIN_FIT_PIXELS,
-                    log: Optional[Callable[[str], None]] = None, progress=None, cancel=None,
-                    **stream_options) -> FusionResult:
-    """Fused NDVI (float32, NaN NoData) and source band (uint8, 1 S2 / 2 S1 / 0 NoData).
+@dataclass
+class LinearFitBlock:
+    """Pass 1 of the linear models: train / hold-out normal equations and cloud counts."""
 
-    RED/NIR: S2 L2A DN bands on the target grid (10 m). SCL: nearest onto that
-    grid when it is not on it (20 m). VV/VH: linear power, or dB with
-    ``s1_units="db"``; collocated onto the grid (bilinear, in linear units)
-    when needed. ``boa_add_offset=None``: from the SAFE metadata, else 0
-    (as ``s1s2:ndvi``). ``reference``: an earlier cloud-free NDVI on the grid.
-    Two streaming passes; see the module docstring for the models.
-    """
-    if model not in MODELS:
-        raise S1S2Error(f"Unknown model {model!r}: use one of {', '.join(MODELS)}.")
+    blocks: "_Blocks"
+    holdout_cell: int
+
+    def __call__(self, *arrays, window):
+        red_b, nir_b, scl_b, vv_b, vh_b, ref_b = self.blocks.unpack(arrays)
+        ndvi, clear, scl_valid, cloud = self.blocks.optical(red_b, nir_b, scl_b, window)
+        counts = int(np.count_nonzero(cloud & scl_valid)), int(np.count_nonzero(scl_valid))
+        if not clear.any():   # nothing to learn here: skip the S1 work (speckle filter)
+            return [], counts
+        # NDVI outside [-1, 1] (negative reflectance) is never fitted.
+        clear = clear & (np.abs(ndvi) <= 1.0)
+        columns, s1_columns = self.blocks.columns(vv_b, vh_b, ref_b, window)
+        hold = holdout_mask(window, self.holdout_cell)
+        sums = [_accumulate(columns, ndvi, clear, hold)]
+        if s1_columns is not None:
+            sums.append(_accumulate(s1_columns, ndvi, clear, hold))
+        return sums, counts
+
+
+@dataclass
+class LinearFillBlock:
+    """Pass 2 of the linear models: fused NDVI and source band of the core."""
+
+    blocks: "_Blocks"
+    model: str
+    beta: Sequence[float]
+    beta_free: Optional[Sequence[float]]
+
+    def __call__(self, *arrays, window):
+        red_b, nir_b, scl_b, vv_b, vh_b, ref_b = self.blocks.unpack(arrays)
+        ndvi, clear, _, _ = self.blocks.optical(red_b, nir_b, scl_b, window)
+        if clear.all():       # nothing to fill here: skip the S1 work (speckle filter)
+            return ndvi, np.full(ndvi.shape, SOURCE_S2, dtype=np.uint8)
+        columns, s1_columns = self.blocks.columns(vv_b, vh_b, ref_b, window)
+        fill = _predict(self.model, columns, self.beta)
+        if s1_columns is not None and self.beta_free is not None:
+            missing = ~np.isfinite(fill)
+            fill = np.where(missing, _predict(self.model, s1_columns, self.beta_free), fill)
+        fused = np.where(clear, ndvi, fill.astype(np.float32))
+        source = np.where(clear, SOURCE_S2, np.where(np.isfinite(fused), SOURCE_S1,
+                                                     SOURCE_NODATA)).astype(np.uint8)
+        fused[source == SOURCE_NODATA] = np.nan
+        return fused, source
+
+
+def _count_sources(source, window):
+    """Pixels filled (2) and left NoData (0) in a block of the written source band."""
+    rows, cols = window.core
+    core = source[rows, cols]
+    return int(np.count_nonzero(core == SOURCE_S1)), int(np.count_nonzero(np.isnan(core)))
+
+
+def count_sources(source_path: str, cancel=None, **stream_options) -> Tuple[int, int]:
+    """(filled, NoData) pixel counts of a written OUTPUT_SOURCE (NoData 0 reads as NaN)."""
+    parts = scan(_count_sources, [BandSource(source_path)], cancel=cancel,
+                 **{k: v for k, v in stream_options.items() if k != "scratch"})
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+class _Log:
+    """Collects the run's log lines and forwards them to the caller's ``log``."""
+
+    def __init__(self, log):
+        self.lines: List[str] = []
+        self.log = log
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(message)
+        if self.log is not None:
+            self.log(message)
+
+
+@dataclass
+class _Inputs:
+    """The run's inputs after checks and collocation, all on ``grid``."""
+
+    red: BandSource
+    nir: BandSource
+    scl: BandSource
+    vv: Optional[BandSource]
+    vh: Optional[BandSource]
+    reference: Optional[BandSource]
+    grid: Grid
+    s1_units: List[str]
+    boa_add_offset: float
+
+    @property
+    def has_s1(self) -> bool:
+        return self.vv is not None
+
+    def sources(self, with_reference: bool = True) -> List[BandSource]:
+        s1 = [self.vv, self.vh] if self.has_s1 else []
+        ref = [self.reference] if with_reference and self.reference is not None else []
+        return [self.red, self.nir, self.scl] + s1 + ref
+
+
+def prepare_inputs(red, nir, scl, vv, vh, reference, s1_units, boa_add_offset, outputs,
+                   say) -> _Inputs:
+    """Check the inputs and outputs; put SCL and S1 on the S2 grid (logged)."""
     if s1_units not in (UNITS_LINEAR, UNITS_DB):
         raise S1S2Error(f"Unknown S1 units {s1_units!r}: use {UNITS_LINEAR!r} or {UNITS_DB!r}.")
-    if s1_units == UNITS_LINEAR:
+    if (vv is None) != (vh is None):
+        raise S1S2Error("VV and VH: give both Sentinel-1 bands or neither.")
+    if vv is None and reference is None:
+        raise S1S2Error("VV/VH: without Sentinel-1 a REFERENCE_NDVI is needed (the temporal "
+                        "mode); give VV and VH, a REFERENCE_NDVI, or both.")
+    if s1_units == UNITS_LINEAR and vv is not None:
         for band in (vv, vh):
             require_linear(band, "set S1_UNITS to dB")
-    lines: List[str] = []
-
-    def say(message):
-        lines.append(message)
-        if log is not None:
-            log(message)
-
     # As s1s2:ndvi: DN 0 is the S2 NoData; the offset comes from the SAFE metadata when None.
     red = BandSource(red.path, red.band, red.label or "RED", red.nodata, True, red.extra_nodata)
     nir = BandSource(nir.path, nir.band, nir.label or "NIR", nir.nodata, True, nir.extra_nodata)
     grid = common_grid([red, nir])
     boa_add_offset = indices.resolve_boa_add_offset([red, nir], boa_add_offset)
-    inputs = [red, nir, scl, vv, vh] + ([reference] if reference is not None else [])
-    check_output_path(output_path, [s.path for s in inputs])
-    check_output_path(source_path, [s.path for s in inputs])
-    if source_path == output_path:
-        raise S1S2Error("OUTPUT and OUTPUT_SOURCE must be different files.")
+    given = [s for s in (red, nir, scl, vv, vh, reference) if s is not None]
+    for path in outputs:
+        if path:
+            check_output_path(path, [s.path for s in given])
+    named = [p for p in outputs if p]
+    if len(set(named)) != len(named):
+        raise S1S2Error("OUTPUT, OUTPUT_SOURCE and OUTPUT_UNCERTAINTY must be different files.")
     if not _on_grid(scl, grid):
         say(f"{scl.name} is not on the grid of {red.name}: resampled onto it with nearest "
             "neighbour (SCL is categorical).")
         scl = warped_to_grid(scl, grid, "near")
-    collocated, s1_band_units = [], []
-    for band in (vv, vh):
+    collocated, band_units = [], []
+    for band in ((vv, vh) if vv is not None else ()):
         units = s1_units
         if not _on_grid(band, grid):
             say(f"{band.name} is not on the grid of {red.name}: collocated onto it with "
                 "bilinear resampling in linear units.")
             path = collocate.collocated_vrt(band, grid, "bilinear",
-                                               db_input=s1_units == UNITS_DB, categorical=False)
+                                            db_input=s1_units == UNITS_DB, categorical=False)
             # The collocated VRT holds linear power (dB input is interpolated in linear).
             band, units = BandSource(path, 1, band.name), UNITS_LINEAR
         collocated.append(band)
-        s1_band_units.append(units)
-    vv, vh = collocated
-    sources = [red, nir, scl, vv, vh] + ([reference] if reference is not None else [])
-    common_grid(sources)  # REFERENCE_NDVI must be on the grid: a clear error otherwise
+        band_units.append(units)
+    vv, vh = collocated if collocated else (None, None)
+    inputs = _Inputs(red, nir, scl, vv, vh, reference, grid, band_units or [s1_units] * 2,
+                     boa_add_offset)
+    common_grid(inputs.sources())  # REFERENCE_NDVI must be on the grid: a clear error otherwise
+    return inputs
 
-    has_reference = reference is not None
-    if model == MODEL_RECIPE and has_reference:
-        say("REFERENCE_NDVI is ignored by the recipe formula.")
-        has_reference = False
-        sources = sources[:5]
+
+def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource,
+                    vv: Optional[BandSource], vh: Optional[BandSource], output_path: str,
+                    source_path: str, reference: Optional[BandSource] = None,
+                    s1_units: str = UNITS_LINEAR, boa_add_offset: Optional[float] = None,
+                    quantification: float = 10000.0,
+                    cloud_classes: Sequence[int] = RECIPE_CLOUD_CLASSES,
+                    cloud_buffer_m: float = 0.0, speckle_filter: bool = False,
+                    model: str = MODEL_KRIGING, coefficients: Optional[Sequence[float]] = None,
+                    holdout_cell: int = HOLDOUT_CELL, min_fit_pixels: int = MIN_FIT_PIXELS,
+                    uncertainty_path: Optional[str] = None,
+                    negative_reflectance: str = indices.NEGATIVE_MASK,
+                    log: Optional[Callable[[str], None]] = None, progress=None, cancel=None,
+                    **stream_options) -> FusionResult:
+    """Fused NDVI (float32, NaN NoData), source band (uint8, 1 S2 / 2 filled / 0 NoData) and,
+    with ``uncertainty_path`` (regression kriging only), the fill's standard error (NDVI).
+    ``negative_reflectance``: as ``s1s2:ndvi`` (mask / clamp / keep reflectance <= 0); the
+    models never learn from NDVI outside [-1, 1] whatever the mode.
+
+    RED/NIR: S2 L2A DN bands on the target grid (10 m). SCL: nearest onto that
+    grid when it is not on it (20 m). VV/VH: linear power, or dB with
+    ``s1_units="db"``; collocated onto the grid (bilinear, in linear units)
+    when needed; both may be None with a ``reference`` (temporal mode, regression
+    kriging). ``boa_add_offset=None``: from the SAFE metadata, else 0 (as
+    ``s1s2:ndvi``). ``reference``: an earlier cloud-free NDVI on the grid. See the
+    module docstring for the models.
+    """
+    if model not in MODELS:
+        raise S1S2Error(f"Unknown model {model!r}: use one of {', '.join(MODELS)}.")
+    indices.check_negative_reflectance(negative_reflectance)
+    say = _Log(log)
+    inputs = prepare_inputs(red, nir, scl, vv, vh, reference, s1_units, boa_add_offset,
+                            [output_path, source_path, uncertainty_path], say)
+    if not inputs.has_s1 and model != MODEL_KRIGING:
+        raise S1S2Error("VV/VH: the local, recipe and custom models need Sentinel-1; without "
+                        "it use the regression kriging model with a REFERENCE_NDVI.")
+    if uncertainty_path and model != MODEL_KRIGING:
+        raise S1S2Error("OUTPUT_UNCERTAINTY: only the regression kriging model estimates the "
+                        "uncertainty of its fill.")
+    buffer_px = (int(scl_module.buffer_pixels(cloud_buffer_m, inputs.grid))
+                 if cloud_buffer_m else 0)
+    # Temporary float64 arrays per block pixel, in units of one float32 input array.
+    stream_options.setdefault("scratch", 12.0)
+    if model == MODEL_KRIGING:
+        from .fusion_passes import fuse_kriging
+        return fuse_kriging(inputs, output_path, source_path, uncertainty_path, quantification,
+                            negative_reflectance, cloud_classes, buffer_px, speckle_filter, min_fit_pixels, say,
+                            progress, cancel, stream_options)
+    return _fuse_linear(inputs, output_path, source_path, (quantification, negative_reflectance),
+                        cloud_classes,
+                        buffer_px, speckle_filter, model, coefficients, holdout_cell,
+                        min_fit_pixels, say, progress, cancel, stream_options)
+
+
+def _linear_setup(inputs, model, coefficients, cloud_classes, say):
+    """(has_reference, fixed coefficients or None) of a linear model."""
+    has_reference = inputs.reference is not None
     fixed = None
     if model == MODEL_RECIPE:
+        if has_reference:
+            say("REFERENCE_NDVI is ignored by the recipe formula.")
+            has_reference = False
         fixed = list(RECIPE_COEFFICIENTS)
         if tuple(cloud_classes) != RECIPE_CLOUD_CLASSES:
             say(f"Note: the recipe uses cloud classes 7,8,9,10; running with "
@@ -521,36 +670,24 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
         if len(fixed) == 4 and has_reference:
             say("REFERENCE_NDVI is ignored: 4 custom coefficients given (no reference term).")
             has_reference = False
-            sources = sources[:5]
+    return has_reference, fixed
 
-    buffer_px = int(scl_module.buffer_pixels(cloud_buffer_m, grid)) if cloud_buffer_m else 0
+
+def _fuse_linear(inputs, output_path, source_path, ndvi_options, cloud_classes, buffer_px,
+                 speckle_filter, model, coefficients, holdout_cell, min_fit_pixels, say,
+                 progress, cancel, stream_options) -> FusionResult:
+    """The local, recipe and custom models: pass 1 fit (scan), pass 2 fill (stream)."""
+    quantification, negative = ndvi_options
+    has_reference, fixed = _linear_setup(inputs, model, coefficients, cloud_classes, say)
+    sources = inputs.sources(with_reference=has_reference)
     halo = max(buffer_px, speckle.REFINED_LEE_HALO if speckle_filter else 0)
-    blocks = _Blocks(model, s1_band_units, boa_add_offset, quantification, cloud_classes,
-                     buffer_px, speckle_filter, has_reference, holdout_cell)
-
-    def unpack(arrays):
-        ref = arrays[5] if has_reference else None
-        return arrays[:5] + [ref]
+    blocks = _Blocks(model, inputs.s1_units, inputs.boa_add_offset, quantification,
+                     cloud_classes, buffer_px, speckle_filter, has_reference, holdout_cell,
+                     negative)
 
     # Pass 1: accumulate the normal equations of train / hold-out clear pixels.
-    def fit_block(*arrays, window):
-        red_b, nir_b, scl_b, vv_b, vh_b, ref_b = unpack(list(arrays))
-        ndvi, clear, scl_valid, cloud = blocks.optical(red_b, nir_b, scl_b, window)
-        counts = int(np.count_nonzero(cloud & scl_valid)), int(np.count_nonzero(scl_valid))
-        if not clear.any():   # nothing to learn here: skip the S1 work (speckle filter)
-            return [], counts
-        columns, s1_columns = blocks.columns(vv_b, vh_b, ref_b, window)
-        hold = holdout_mask(window, holdout_cell)
-        sums = [_accumulate(columns, ndvi, clear, hold)]
-        if s1_columns is not None:
-            sums.append(_accumulate(s1_columns, ndvi, clear, hold))
-        return sums, counts
-
-    # Temporary float64 arrays per block pixel, in units of one float32 input array
-    # (measured with and without Refined Lee), so blocks fit the memory budget.
-    stream_options.setdefault("scratch", 12.0)
-    results = scan(fit_block, sources, halo=halo, progress=sub_progress(progress, 0, 45),
-                   cancel=cancel, **stream_options)
+    results = scan(LinearFitBlock(blocks, holdout_cell), sources, halo=halo,
+                   progress=sub_progress(progress, 0, 45), cancel=cancel, **stream_options)
     n_models = 2 if has_reference and model == MODEL_LOCAL else 1
     n_cols = [len(PREDICTOR_NAMES) + (1 if has_reference else 0), len(PREDICTOR_NAMES)]
     train = [NormalEquations(n_cols[i]) for i in range(n_models)]
@@ -578,28 +715,6 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
     beta = [report.coefficients[n] for n in names]
     beta_free = ([free_report.coefficients[n] for n in PREDICTOR_NAMES]
                  if free_report is not None else None)
-    counts = {"filled": 0, "unfilled": 0}
-    lock = threading.Lock()
-
-    def fill_block(*arrays, window):
-        red_b, nir_b, scl_b, vv_b, vh_b, ref_b = unpack(list(arrays))
-        ndvi, clear, _, _ = blocks.optical(red_b, nir_b, scl_b, window)
-        if clear.all():       # nothing to fill here: skip the S1 work (speckle filter)
-            return ndvi, np.full(ndvi.shape, SOURCE_S2, dtype=np.uint8)
-        columns, s1_columns = blocks.columns(vv_b, vh_b, ref_b, window)
-        fill = _predict(model, columns, beta)
-        if s1_columns is not None and beta_free is not None:
-            missing = ~np.isfinite(fill)
-            fill = np.where(missing, _predict(model, s1_columns, beta_free), fill)
-        fused = np.where(clear, ndvi, fill.astype(np.float32))
-        source = np.where(clear, SOURCE_S2, np.where(np.isfinite(fused), SOURCE_S1,
-                                                     SOURCE_NODATA)).astype(np.uint8)
-        fused[source == SOURCE_NODATA] = np.nan
-        with lock:
-            counts["filled"] += int(np.count_nonzero(source == SOURCE_S1))
-            counts["unfilled"] += int(np.count_nonzero(source == SOURCE_NODATA))
-        return fused, source
-
     metadata = {"algorithm": "s1s2:fusendvi", "model": model,
                 "coefficients": ", ".join(f"{n}={report.coefficients[n]:.6g}" for n in names),
                 "fit_n": str(report.fit_n), "fit_rmse": f"{report.fit_rmse:.6g}",
@@ -607,17 +722,29 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource, vv: BandS
                 "cloud_fraction": f"{cloud_fraction:.6g}",
                 "cloud_classes": ",".join(str(c) for c in cloud_classes),
                 "speckle_filter": "refined_lee" if speckle_filter else "none"}
-    outputs = [OutputRaster(output_path, bands=["ndvi_fused"], metadata=metadata),
-               OutputRaster(source_path, bands=["source (1=S2, 2=S1, 0=nodata)"],
-                            dtype="uint8", nodata=SOURCE_NODATA, label="OUTPUT_SOURCE",
-                            metadata=dict(metadata, classes="1=Sentinel-2, 2=Sentinel-1, "
-                                                            "0=no data from either source"))]
-    stream(fill_block, sources, outputs, halo=halo, pass_window=True,
-           progress=sub_progress(progress, 45, 100), cancel=cancel, grid=grid, **stream_options)
-    say(f"Filled from S1: {counts['filled']} px; NoData (neither source): "
-        f"{counts['unfilled']} px.")
+    outputs = fused_outputs(output_path, source_path, metadata)
+    stream(LinearFillBlock(blocks, model, beta, beta_free), sources, outputs, halo=halo,
+           pass_window=True, progress=sub_progress(progress, 45, 100), cancel=cancel,
+           grid=inputs.grid, **stream_options)
+    filled, unfilled = count_sources(source_path, cancel)
+    say(f"Filled from S1: {filled} px; NoData (neither source): {unfilled} px.")
     return FusionResult(output_path, source_path, cloud_fraction, report, free_report,
-                        counts["filled"], counts["unfilled"], lines)
+                        filled, unfilled, say.lines)
+
+
+def fused_outputs(output_path: str, source_path: str, metadata: Dict[str, str],
+                  uncertainty_path: Optional[str] = None) -> List[OutputRaster]:
+    """The output rasters of a run (written together by one stream())."""
+    outputs = [OutputRaster(output_path, bands=["ndvi_fused"], metadata=metadata),
+               OutputRaster(source_path, bands=["source (1=S2, 2=filled, 0=nodata)"],
+                            dtype="uint8", nodata=SOURCE_NODATA, label="OUTPUT_SOURCE",
+                            metadata=dict(metadata, classes="1=Sentinel-2, 2=filled by the "
+                                                            "model, 0=no data from either "
+                                                            "source"))]
+    if uncertainty_path:
+        outputs.append(OutputRaster(uncertainty_path, bands=["fill standard error (NDVI)"],
+                                    label="OUTPUT_UNCERTAINTY", metadata=metadata))
+    return outputs
 
 
 def _predict(model: str, columns: Sequence[np.ndarray], beta: Sequence[float]) -> np.ndarray:

@@ -66,7 +66,10 @@ RATIO_OF_DB_RAMP = _ramp("vvvh_ratio_of_db", [0.25, 0.5, 0.75, 1.0],
 COUNT_COLOURS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 FUSION_SOURCE_PALETTE = Palette("fusion_source", (
-    (1, "#1a9850", "Sentinel-2 (clear)"), (2, "#f46d43", "Sentinel-1 (filled under cloud)")))
+    (1, "#1a9850", "Sentinel-2 (clear)"), (2, "#f46d43", "filled under cloud (model)")))
+# Standard error of a fused NDVI fill (NDVI units): trusted (light) to doubtful (dark).
+UNCERTAINTY_RAMP = _ramp("fusion_uncertainty", [0.0, 0.05, 0.1, 0.2, 0.3],
+                         ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"])
 ICE_PALETTE = Palette("ice", ((0, "#2166ac", "open water"), (1, "#f7f7f7", "ice")))
 
 _HEADER = ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"

@@ -84,6 +84,22 @@ def _valid_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return (lon >= -180) & (lon <= 180) & (lat >= -90) & (lat <= 90)
 
 
+def transform_points(transformer: Transformer, x, y, inverse: bool = False):
+    """``transformer.transform`` for arrays of any size and shape, as float64 arrays.
+
+    pyproj takes a 1-element array for a single point and converts it to a scalar, which numpy
+    2 deprecates: such arrays go through as scalars.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    direction = TransformDirection.INVERSE if inverse else TransformDirection.FORWARD
+    if x.size == 1:
+        a, b = transformer.transform(x.item(), y.item(), direction=direction)
+        return np.full(x.shape, a, dtype=np.float64), np.full(y.shape, b, dtype=np.float64)
+    a, b = transformer.transform(x, y, direction=direction)
+    return np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+
+
 class GridGeometry:
     """Pixel centres of a target grid as lon/lat and Cartesian points (thread safe)."""
 
@@ -114,8 +130,7 @@ class GridGeometry:
         else:
             x = gt[0] + (cols + 0.5) * gt[1] + (rows + 0.5) * gt[2]
             y = gt[3] + (cols + 0.5) * gt[4] + (rows + 0.5) * gt[5]
-        lon, lat = self._transformer().transform(x, y, direction=TransformDirection.INVERSE)
-        return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        return transform_points(self._transformer(), x, y, inverse=True)
 
     def cartesian(self, rows, cols) -> Tuple[np.ndarray, np.ndarray]:
         """(n, 3) Cartesian points of pixel centres and the mask of valid lon/lat."""
@@ -325,8 +340,8 @@ class _Plane:
         step = 2.5 * math.hypot(gt[1], gt[4])  # CRS units (25 m for 10 m pixels)
         cols = []
         for dx, dy in ((step, 0.0), (0.0, step)):
-            a = transformer.transform(x + dx, y + dy, direction=TransformDirection.INVERSE)
-            b = transformer.transform(x - dx, y - dy, direction=TransformDirection.INVERSE)
+            a = transform_points(transformer, x + dx, y + dy, inverse=True)
+            b = transform_points(transformer, x - dx, y - dy, inverse=True)
             cols.append((lonlat_to_cartesian(*a) - lonlat_to_cartesian(*b)) / (2 * step))
         return np.stack(cols, axis=2)  # (n, 3, 2)
 
@@ -460,7 +475,7 @@ def _project_swath(lon2, lat2, plane: _Plane, threads: int):
 
     def transform(lon, lat):
         transformer = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
-        return plane.whiten(*transformer.transform(lon, lat))
+        return plane.whiten(*transform_points(transformer, lon, lat))
 
     def exact(y0):  # pyproj releases the GIL: strips in parallel, one transformer each
         rows = slice(y0, min(ny, y0 + rows_step))

@@ -114,6 +114,7 @@ def synthetic_scene(tmp_path, seed=0, noise=0.03, s1_nodata_block=True):
 
 def run(paths, tmp_path, name="fused", **options):
     options.setdefault("speckle_filter", False)
+    options.setdefault("model", fusion.MODEL_LOCAL)
     out, src = str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}_source.tif")
     reference = BandSource(paths["ref"]) if options.pop("with_reference", False) else None
     result = fusion.fuse_ndvi_files(

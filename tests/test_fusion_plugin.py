@@ -21,16 +21,23 @@ def parameters(paths, tmp_path, **extra):
 
 
 def test_algorithm_declares_the_issue_parameters_and_outputs(s1s2_provider):
+    from qgis.core import QgsProcessingParameterDefinition
+
     alg = s1s2_provider.algorithm("fusendvi")
     assert alg is not None and alg.id() == "s1s2:fusendvi"
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["RED", "RED_BAND", "NIR", "NIR_BAND", "SCL", "SCL_BAND", "VV", "VV_BAND",
-                     "VH", "VH_BAND", "S1_UNITS", "BOA_ADD_OFFSET", "CLOUD_CLASSES",
-                     "CLOUD_BUFFER", "SPECKLE_FILTER", "MODEL", "COEFFICIENTS",
-                     "REFERENCE_NDVI", "OUTPUT", "OUTPUT_SOURCE"]
-    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "3,8,9,10"  # as ndvi
-    assert alg.parameterDefinition("SPECKLE_FILTER").defaultValue() == 1   # Refined Lee
-    assert alg.parameterDefinition("MODEL").defaultValue() == 0            # local regression
+                     "VH", "VH_BAND", "S1_UNITS", "BOA_ADD_OFFSET", "NEGATIVE_REFLECTANCE",
+                     "CLOUD_CLASSES", "CLOUD_BUFFER", "SPECKLE_FILTER", "MODEL", "COEFFICIENTS",
+                     "REFERENCE_NDVI", "OUTPUT", "OUTPUT_SOURCE", "OUTPUT_UNCERTAINTY"]
+    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "7,8,9,10"
+    assert alg.parameterDefinition("MODEL").defaultValue() == 3            # regression kriging
+    assert alg.parameterDefinition("SPECKLE_FILTER").defaultValue() == 0   # no gain for it
+    assert alg.MODELS[3][0] == "kriging" and alg.MODELS[0][0] == "local"   # old numbers kept
+    assert alg.parameterDefinition("NEGATIVE_REFLECTANCE").defaultValue() == 0   # mask
+    optional = QgsProcessingParameterDefinition.Flag.FlagOptional
+    for name in ("VV", "VH", "REFERENCE_NDVI", "OUTPUT_UNCERTAINTY"):
+        assert alg.parameterDefinition(name).flags() & optional, name
     outputs = {o.name(): o.type() for o in alg.outputDefinitions()}
     for name in NUMBER_OUTPUTS:
         assert outputs[name] == "outputNumber", name
@@ -41,7 +48,7 @@ def test_processing_run_matches_lstsq(s1s2_provider, tmp_path):
     import processing
 
     paths, scl = synthetic_scene(tmp_path)
-    result = processing.run("s1s2:fusendvi", parameters(paths, tmp_path))
+    result = processing.run("s1s2:fusendvi", parameters(paths, tmp_path, MODEL=0))
     x, y, clear = clear_pixel_arrays(paths, scl)
     expected = np.linalg.lstsq(x[clear], y[clear], rcond=None)[0]
     got = [result[k] for k in ("COEF_INTERCEPT", "COEF_VH_DB", "COEF_VV_DB", "COEF_NRPB")]
@@ -71,7 +78,7 @@ def test_qgis_process_number_outputs(qgis_process, tmp_path):
     for band in ("vv", "vh"):   # S1 in dB this time
         paths[band] = write(str(tmp_path / f"{band}_db.tif"),
                             (10 * np.log10(read(paths[band]))).astype(np.float32), GT, 32633)
-    run = qgis_process.run("s1s2:fusendvi", **parameters(paths, tmp_path, S1_UNITS=1,
+    run = qgis_process.run("s1s2:fusendvi", **parameters(paths, tmp_path, S1_UNITS=1, MODEL=0,
                                                           REFERENCE_NDVI=paths["ref"]))
     results = run["results"]
     for name in NUMBER_OUTPUTS:
@@ -93,3 +100,35 @@ def test_qgis_process_recipe_warns_loudly(qgis_process, tmp_path):
         *[f"--{k}={v}" for k, v in parameters(paths, tmp_path, MODEL=1).items()])
     assert proc.returncode == 0, proc.stderr
     assert "WARNING: the recipe formula predict" in proc.stdout + proc.stderr
+
+
+def test_processing_run_default_kriging_with_uncertainty(s1s2_provider, tmp_path):
+    import processing
+
+    paths, scl = synthetic_scene(tmp_path)
+    result = processing.run("s1s2:fusendvi", parameters(
+        paths, tmp_path, OUTPUT_UNCERTAINTY=str(tmp_path / "sigma.tif")))
+    source = read_raw(result["OUTPUT_SOURCE"])
+    sigma = read(result["OUTPUT_UNCERTAINTY"])
+    assert np.all(np.isnan(sigma[source == 1])) and np.all(sigma[source == 2] > 0)
+    assert result["FIT_RMSE"] < result["BASELINE_RMSE"]
+    assert result["COEF_VH_DB"] is None            # not a coefficient of this model
+    assert (tmp_path / "sigma.qml").exists()
+
+
+def test_processing_run_temporal_mode_without_s1(s1s2_provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    paths, scl = synthetic_scene(tmp_path)
+    values = parameters(paths, tmp_path, REFERENCE_NDVI=paths["ref"])
+    for key in ("VV", "VV_BAND", "VH", "VH_BAND"):
+        values.pop(key)
+    result = processing.run("s1s2:fusendvi", values)
+    assert np.all(read_raw(result["OUTPUT_SOURCE"])[np.isin(scl, [8, 9, 10])] == 2)
+    values.pop("REFERENCE_NDVI")
+    with pytest.raises(QgsProcessingException, match="REFERENCE_NDVI"):
+        processing.run("s1s2:fusendvi", dict(values, OUTPUT=str(tmp_path / "x.tif")))
+    with pytest.raises(QgsProcessingException, match="OUTPUT_UNCERTAINTY"):
+        processing.run("s1s2:fusendvi", parameters(paths, tmp_path, MODEL=0,
+                                                   OUTPUT_UNCERTAINTY=str(tmp_path / "u.tif")))

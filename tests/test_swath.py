@@ -330,6 +330,30 @@ def test_projection_falls_back_to_exact_pyproj(swath, monkeypatch):
                                   pyresample_nearest(lon, lat, values, grid, 50.0))
 
 
+def test_single_points_project_like_arrays_without_numpy_2_warnings(swath):
+    """pyproj converts a 1-element array to a scalar (deprecated in numpy 2): the plane set-up
+    (Jacobian at the grid centre) and single-pixel lookups pass scalars, with the same result."""
+    import warnings
+
+    from s1s2_toolkit.core import swath as swath_module
+
+    lon, lat, _ = swath
+    grid = utm_grid(lon, lat, 50, 50)
+    transformer = Transformer.from_crs(4326, 32632, always_xy=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        geometry = swath_module.GridGeometry(grid)
+        swath_module._Plane(geometry, margin=300.0)
+        one = geometry.lonlat(np.array([7.0]), np.array([3.0]))
+        scalar = geometry.lonlat(np.float64(7.0), np.float64(3.0))
+        x, y = swath_module.transform_points(transformer, np.array([[lon[0, 0]]]),
+                                             np.array([[lat[0, 0]]]))
+    many = geometry.lonlat(np.array([7.0, 8.0]), np.array([3.0, 4.0]))
+    assert one[0].shape == (1,) and scalar[0].shape == () and x.shape == (1, 1)
+    assert (one[0][0], one[1][0]) == (many[0][0], many[1][0]) == (scalar[0], scalar[1])
+    assert (x[0, 0], y[0, 0]) == transformer.transform(lon[0, 0], lat[0, 0])
+
+
 def test_batches_bands_and_threads_do_not_change_pixels(swath, monkeypatch):
     """Tiny batches and bands (runs split over many batches, bands of 7 rows) and one or two
     threads give pyresample's pixels; so does sampling odd windows one by one."""
