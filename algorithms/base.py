@@ -18,10 +18,12 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsSettings,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core import engine as engines
 from ..core.errors import Cancelled, S1S2Error
 from ..core.raster import BandSource
 from ..core.scl import parse_classes
@@ -29,6 +31,9 @@ from ..core.styles import qml_for
 from ..core.writer import write_sidecar
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
+# The provider setting "Dask scheduler address" (ProcessingConfig keeps it under this key).
+DASK_SETTING = engines.ENV_VAR
+DASK_SETTING_KEY = "Processing/Configuration/" + DASK_SETTING
 ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "s1s2.svg")
 
 
@@ -188,10 +193,25 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         return {"progress": feedback.setProgress, "cancel": feedback.isCanceled}
 
     def run_core(self, feedback, func, *args, **kwargs):
-        """Call a core function with progress/cancel bridged; core errors -> QgsProcessingException."""
+        """Call a core function with progress/cancel bridged; core errors -> QgsProcessingException.
+
+        The core's passes run on the engine chosen by S1S2_DASK_SCHEDULER or the provider
+        setting (empty: local); the log says where the run went.
+        """
         kwargs.update(self.core_callbacks(feedback))
         try:
-            return func(*args, **kwargs)
+            engine = engines.engine_for(engines.scheduler_address(dask_scheduler_setting()))
+            if not getattr(self, "_engine_logged", False):
+                self._engine_logged = True
+                feedback.pushInfo(engines.describe(engine))
+                if engine is not engines.LOCAL:
+                    engine.reset_stats()
+            passes = engine.stats["passes"] if engine is not engines.LOCAL else 0
+            with engines.use_engine(engine):
+                result = func(*args, **kwargs)
+            if engine is not engines.LOCAL and engine.stats["passes"] > passes:
+                feedback.pushInfo(engine.summary())
+            return result
         except Cancelled as exc:
             raise QgsProcessingException(self.tr(str(exc))) from None
         except S1S2Error as exc:
@@ -245,6 +265,12 @@ def check_whole_number(definition, value):
         if value < lowest:
             raise QgsProcessingException(
                 f"{name}: band {int(value)} does not exist; bands are numbered from 1.")
+
+
+def dask_scheduler_setting():
+    """The provider setting 'Dask scheduler address' ('' = local)."""
+    value = QgsSettings().value(DASK_SETTING_KEY, "")
+    return str(value or "").strip()
 
 
 def check_gdal_layer(layer, name):

@@ -3,7 +3,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .anglemask import AngleMask
-from .base import ICON_PATH
+from .base import DASK_SETTING, ICON_PATH
 from .calibrate import Calibrate
 from .collocate import Collocate
 from .collocateswath import CollocateSwath
@@ -50,6 +50,26 @@ class S1S2Provider(QgsProcessingProvider):
     def icon(self):
         return QIcon(ICON_PATH)
 
+    def load(self):
+        """Registers the provider setting 'Dask scheduler address' as QGIS's own providers do
+        (Settings > Options > Processing > Providers > S1S2 Toolkit)."""
+        config = _processing_config()
+        if config is not None:
+            config_class, setting_class = config
+            config_class.settingIcons[self.name()] = self.icon()
+            config_class.addSetting(setting_class(
+                self.name(), DASK_SETTING,
+                "Dask scheduler address (e.g. tcp://127.0.0.1:8786; empty = run locally; "
+                "the environment variable S1S2_DASK_SCHEDULER overrides it)", ""))
+            config_class.readSettings()
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        config = _processing_config()
+        if config is not None and DASK_SETTING in config[0].settings:
+            config[0].removeSetting(DASK_SETTING)
+
     def loadAlgorithms(self):  # noqa: N802
         for cls in ALGORITHM_CLASSES:
             self.addAlgorithm(cls())
@@ -60,3 +80,13 @@ class S1S2Provider(QgsProcessingProvider):
 
     def defaultRasterFileExtension(self):  # noqa: N802
         return "tif"
+
+
+def _processing_config():
+    """(ProcessingConfig, Setting) of QGIS's Processing plugin, or None without it (the
+    setting is then read from QgsSettings only)."""
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig, Setting
+    except ImportError:
+        return None
+    return ProcessingConfig, Setting

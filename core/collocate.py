@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from osgeo import gdal
 
+from . import engine as engines
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, nodata_values, open_raster
 from .streaming import DEFAULT_MEMORY_MB, DEFAULT_THREADS, stream
@@ -566,6 +567,11 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
                     one.close()
         unit = dataset.GetRasterBand(sources[0].band).GetUnitType() or ""
         output = OutputRaster(output_path, bands=names, units=unit, metadata=metadata)
+        if engines.current_engine() is not engines.LOCAL:
+            # on a cluster the warp is a block pass: each task reads its window of the warped
+            # VRT (the warper runs on the worker); the pixels equal the local warp's
+            return _warp_by_blocks(sources, grid, output, resampling, transformer, memory_mb,
+                                   threads, names, unit, progress, cancel)
         return _warp_to_file(prepared, grid, output, resampling, transformer, memory_mb,
                              threads, progress, cancel)
     finally:
@@ -574,6 +580,31 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
 
 def _stack_db(planes):
     return np.stack([to_db(p) for p in planes])
+
+
+def _stack(planes):
+    return np.stack(planes)
+
+
+def _warp_by_blocks(sources: List[BandSource], grid: Grid, output: OutputRaster, resampling: str,
+                    transformer: dict, memory_mb: float, threads: int, names: List[str],
+                    unit: str, progress: Progress, cancel: Cancel) -> str:
+    """The warp as a :func:`stream` pass over one warped VRT per band (the engine's blocks)."""
+    per_band = [_Prepared([s], False) for s in sources]
+    vrts = []
+    try:
+        for one, name in zip(per_band, names):
+            vrts.append(_warped_vrt(one, grid, resampling, transformer, memory_mb, threads,
+                                    [name], unit))
+        return stream(lambda *planes: _stack(planes),
+                      [BandSource(vrt, 1, sources[0].name) for vrt in vrts], [output],
+                      grid=grid, memory_mb=memory_mb, threads=threads, progress=progress,
+                      cancel=cancel, scratch=1.0)[0]
+    finally:
+        for vrt in vrts:
+            gdal.Unlink(vrt)
+        for one in per_band:
+            one.close()
 
 
 def _warp_to_file(prepared: _Prepared, grid: Grid, output: OutputRaster, resampling: str,

@@ -25,6 +25,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal
 
+from . import engine as engines
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, nodata_values, open_band
 from .writer import OutputRaster, OutputSet, check_output_path
@@ -181,8 +182,19 @@ class _CappedGdalCache:
 
 
 def _map_blocks(reader: BlockReader, windows: Sequence[Window], call: Callable,
-                consume: Callable, threads: int, progress: Progress, cancel: Cancel) -> None:
-    """Read in order, compute ``call(arrays, window)`` in a pool, ``consume`` in order."""
+                consume: Callable, threads: int, progress: Progress, cancel: Cancel,
+                engine=None) -> None:
+    """Read in order, compute ``call(arrays, window)`` on the engine, ``consume`` in order.
+
+    The local engine reads and computes in a pool of ``threads``; the Dask engine
+    sends ``call`` to the cluster, whose block tasks read their own windows.
+    """
+    engine = engines.resolve(engine)
+    if engine is not engines.LOCAL:
+        with _CappedGdalCache():
+            engine.map_blocks(reader.sources, reader.dtype, windows, call, consume, progress,
+                              cancel)
+        return
     with _CappedGdalCache():
         _map_blocks_uncapped(reader, windows, call, consume, threads, progress, cancel)
 
@@ -241,7 +253,7 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
            halo: int = 0, dtype: str = "float32", memory_mb: float = DEFAULT_MEMORY_MB,
            scratch: float = 4.0, threads: int = DEFAULT_THREADS, progress: Progress = None,
            cancel: Cancel = None, pass_window: bool = False, block_pixels: Optional[int] = None,
-           grid: Optional[Grid] = None) -> List[str]:
+           grid: Optional[Grid] = None, engine=None) -> List[str]:
     """Apply ``func`` block by block to aligned ``sources`` and write ``outputs``.
 
     ``func(*arrays)`` (plus ``window=Window`` when ``pass_window``) receives one
@@ -249,7 +261,9 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     output, 2-D or bands-first 3-D, either padded or already trimmed.
     ``scratch`` is the function's temporary memory per input/output pixel, in
     units of one array; it sizes the blocks together with ``memory_mb``.
-    ``block_pixels`` forces a block size (tests). Returns the written paths.
+    ``block_pixels`` forces a block size (tests). ``engine``: where the blocks are
+    computed (see :mod:`.engine`; default: the current engine, normally local); the
+    blocks and the written files do not depend on it. Returns the written paths.
     """
     if grid is None:
         grid = common_grid(sources)
@@ -264,14 +278,17 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
                                       memory_mb, scratch, threads)
     windows = block_windows(grid.width, grid.height, block_pixels, halo)
 
+    # what the block function needs of the outputs (the specs may hold GDAL objects: GCPs)
+    kinds = [(spec.numpy_dtype, spec.nodata) for spec in outputs]
+
     def call(arrays, window):
         result = func(*arrays, window=window) if pass_window else func(*arrays)
         blocks = []
-        for spec, block in zip(outputs, _as_tuple(result, len(outputs))):
+        for (out_dtype, nodata), block in zip(kinds, _as_tuple(result, len(kinds))):
             block = _trim(np.asarray(block), window)
-            if spec.dtype.startswith("float") and not math.isnan(spec.nodata):
-                block = np.where(np.isnan(block), spec.nodata, block)
-            blocks.append(block.astype(spec.numpy_dtype, copy=False))
+            if out_dtype.kind == "f" and not math.isnan(nodata):
+                block = np.where(np.isnan(block), nodata, block)
+            blocks.append(block.astype(out_dtype, copy=False))
         return blocks
 
     written = OutputSet(outputs, grid)
@@ -279,7 +296,7 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
         written.prepare()
         _map_blocks(reader, windows, call,
                     lambda window, blocks: written.write(blocks, window.xoff, window.yoff),
-                    threads, progress, cancel)
+                    threads, progress, cancel, engine)
         if cancel is not None and cancel():
             raise Cancelled()
     except BaseException:
@@ -291,11 +308,12 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
 def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: str = "float32",
          memory_mb: float = DEFAULT_MEMORY_MB, scratch: float = 4.0,
          threads: int = DEFAULT_THREADS, progress: Progress = None, cancel: Cancel = None,
-         block_pixels: Optional[int] = None) -> list:
+         block_pixels: Optional[int] = None, engine=None) -> list:
     """Apply ``func(*arrays, window=Window)`` block by block and return its results in order.
 
     The reduction counterpart of :func:`stream` (statistics, model fits): the
-    caller combines the per-block results, which should be small.
+    caller combines the per-block results, which should be small (with the Dask
+    engine they are computed on the workers and sent back).
     """
     grid = common_grid(sources)
     reader = BlockReader(sources, dtype)
@@ -305,5 +323,5 @@ def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: st
     windows = block_windows(grid.width, grid.height, block_pixels, halo)
     results = []
     _map_blocks(reader, windows, lambda arrays, w: func(*arrays, window=w),
-                lambda w, r: results.append(r), threads, progress, cancel)
+                lambda w, r: results.append(r), threads, progress, cancel, engine)
     return results

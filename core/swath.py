@@ -118,6 +118,15 @@ class GridGeometry:
             self._local.transformer = transformer
         return transformer
 
+    def __getstate__(self):  # sent to Dask workers: the per-thread transformers stay here
+        state = dict(self.__dict__)
+        state.pop("_local")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def lonlat(self, rows: np.ndarray, cols: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """lon/lat (degrees) of the centres of pixels (rows, cols), float64; any shape."""
         gt = self.grid.geotransform
