@@ -342,11 +342,13 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
 
     def block(red_block, nir_block, scl_block=None):
         # Streamed blocks are ours to overwrite, and their DN 0 is NaN already (zero_is_nodata).
+        # The block's own counts go back to stream(), which adds them up here (any engine).
+        found = ReflectanceCounts(negative_reflectance)
         out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True,
-                            negative=negative_reflectance, counts=counts)
+                            negative=negative_reflectance, counts=found)
         if scl_block is not None and classes:
             out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
-        return out
+        return out, (found.valid, found.non_positive)
 
     output = OutputRaster(output_path, bands=["NDVI"], units="",
                           metadata=_meta("s1s2:ndvi", red=_describe(red), nir=_describe(nir),
@@ -359,7 +361,8 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
                                                  "reflectance = (DN + BOA_ADD_OFFSET) / "
                                                  "QUANTIFICATION_VALUE"))
     path = stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
-                  cancel=cancel, scratch=1.5, **stream_options)[0]
+                  cancel=cancel, scratch=1.5, collect=lambda found: counts.add(*found),
+                  **stream_options)[0]
     counts.report(log, warn)
     return path
 

@@ -253,7 +253,8 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
            halo: int = 0, dtype: str = "float32", memory_mb: float = DEFAULT_MEMORY_MB,
            scratch: float = 4.0, threads: int = DEFAULT_THREADS, progress: Progress = None,
            cancel: Cancel = None, pass_window: bool = False, block_pixels: Optional[int] = None,
-           grid: Optional[Grid] = None, engine=None) -> List[str]:
+           grid: Optional[Grid] = None, engine=None,
+           collect: Optional[Callable[[object], None]] = None) -> List[str]:
     """Apply ``func`` block by block to aligned ``sources`` and write ``outputs``.
 
     ``func(*arrays)`` (plus ``window=Window`` when ``pass_window``) receives one
@@ -263,7 +264,10 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     units of one array; it sizes the blocks together with ``memory_mb``.
     ``block_pixels`` forces a block size (tests). ``engine``: where the blocks are
     computed (see :mod:`.engine`; default: the current engine, normally local); the
-    blocks and the written files do not depend on it. Returns the written paths.
+    blocks and the written files do not depend on it. ``collect``: ``func`` returns
+    ``(outputs, extra)`` and ``collect(extra)`` is called here in block order (small
+    per-block numbers such as counts: block functions must not update shared state,
+    which on a cluster lives in another process). Returns the written paths.
     """
     if grid is None:
         grid = common_grid(sources)
@@ -280,23 +284,31 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
 
     # what the block function needs of the outputs (the specs may hold GDAL objects: GCPs)
     kinds = [(spec.numpy_dtype, spec.nodata) for spec in outputs]
+    with_extra = collect is not None  # ``collect`` itself stays here: it updates local state
 
     def call(arrays, window):
         result = func(*arrays, window=window) if pass_window else func(*arrays)
+        extra = None
+        if with_extra:
+            result, extra = result
         blocks = []
         for (out_dtype, nodata), block in zip(kinds, _as_tuple(result, len(kinds))):
             block = _trim(np.asarray(block), window)
             if out_dtype.kind == "f" and not math.isnan(nodata):
                 block = np.where(np.isnan(block), nodata, block)
             blocks.append(block.astype(out_dtype, copy=False))
-        return blocks
+        return blocks, extra
+
+    def consume(window, result):
+        blocks, extra = result
+        written.write(blocks, window.xoff, window.yoff)
+        if collect is not None:
+            collect(extra)
 
     written = OutputSet(outputs, grid)
     try:
         written.prepare()
-        _map_blocks(reader, windows, call,
-                    lambda window, blocks: written.write(blocks, window.xoff, window.yoff),
-                    threads, progress, cancel, engine)
+        _map_blocks(reader, windows, call, consume, threads, progress, cancel, engine)
         if cancel is not None and cancel():
             raise Cancelled()
     except BaseException:

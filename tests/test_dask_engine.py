@@ -62,9 +62,13 @@ def inputs(tmp_path_factory):
 @case
 def ndvi(folder, paths):
     from s1s2_toolkit.core.indices import ndvi_file
+    lines = []
     out = ndvi_file(BandSource(paths["red"]), BandSource(paths["nir"]), str(folder / "ndvi.tif"),
-                    scl=BandSource(paths["scl"]), cloud_classes=(8, 9), cloud_buffer_m=30.0)
-    return [out], {}
+                    scl=BandSource(paths["scl"]), cloud_classes=(8, 9), cloud_buffer_m=30.0,
+                    boa_add_offset=-1000.0, log=lines.append, warn=lines.append)
+    # the reflectance <= 0 counts are summed from the blocks (on the client with Dask)
+    assert any("have a reflectance <= 0" in line for line in lines)
+    return [out], {"log": "\n".join(lines)}
 
 
 @case
