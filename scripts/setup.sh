@@ -16,6 +16,8 @@ packages=()
 /usr/bin/python3 -c "import netCDF4" 2>/dev/null || packages+=(python3-netcdf4)
 /usr/bin/python3 -c "import ensurepip" 2>/dev/null || packages+=(python3-venv)
 command -v gdal_translate >/dev/null || packages+=(gdal-bin)
+# pyproj in the venv finds PROJ's data through the proj executable (GDAL only recommends it).
+command -v proj >/dev/null || packages+=(proj-bin)
 command -v zip >/dev/null || packages+=(zip)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "Installing Debian packages: ${packages[*]}"
