@@ -164,6 +164,28 @@ def collocate_swath_file(folder, paths):
                             memory_mb=2)], {}
 
 
+@case
+def fusion_kriging_and_local(folder, paths):
+    from s1s2_toolkit.core import fusion as core_fusion
+    from test_fusion import synthetic_scene
+    os.makedirs(folder / "in", exist_ok=True)
+    scene, _ = synthetic_scene(folder / "in")
+    inputs = [BandSource(scene[k]) for k in ("red", "nir", "scl", "vv", "vh")]
+    written, numbers = [], {}
+    for model in (core_fusion.MODEL_KRIGING, core_fusion.MODEL_LOCAL):
+        out, src = str(folder / f"{model}.tif"), str(folder / f"{model}_source.tif")
+        sigma = str(folder / f"{model}_sigma.tif") if model == core_fusion.MODEL_KRIGING \
+            else None
+        result = core_fusion.fuse_ndvi_files(*inputs, out, src, model=model, boa_add_offset=0.0,
+                                             reference=BandSource(scene["ref"]),
+                                             uncertainty_path=sigma)
+        written += [p for p in (out, src, sigma) if p]
+        numbers.update({f"{model}_{k}": v for k, v in result.outputs().items()})
+        numbers[f"{model}_filled"], numbers[f"{model}_unfilled"] = result.filled, result.unfilled
+        numbers[f"{model}_log"] = "\n".join(result.log)
+    return written, numbers
+
+
 # -- comparison ---------------------------------------------------------------------------
 def raster_facts(path):
     ds = gdal.Open(path)
