@@ -7,7 +7,7 @@ valid pixel is NoData); at the raster edges the image is reflected (``d c b a |
 a b c d``), so a block's features equal the whole raster's: the block needs a halo
 of ``FEATURE_HALO`` pixels and the raster size.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -48,33 +48,56 @@ def reflect_edges(block: np.ndarray, xoff: int, yoff: int, width: int, height: i
     return block[rows][:, cols]
 
 
-def box_mean(values: np.ndarray, valid: np.ndarray, radius: int) -> np.ndarray:
-    """Mean of the valid ``values`` in each (2r+1)^2 box (float64, NaN where none is valid)."""
+def box_mean(values: np.ndarray, valid: Optional[np.ndarray], radius: int,
+             weight: Optional[np.ndarray] = None) -> np.ndarray:
+    """Mean of the valid ``values`` in each (2r+1)^2 box (float64, NaN where none is valid).
+
+    ``valid=None``: every value is valid (no NoData: one filter instead of two).
+    ``weight``: the box mean of ``valid`` when already computed (shared between bands).
+    """
     size = 2 * radius + 1
-    weight = ndimage.uniform_filter(valid.astype(np.float64), size, mode="nearest")
+    if valid is None:
+        return ndimage.uniform_filter(values, size, mode="nearest")
+    if weight is None:
+        weight = ndimage.uniform_filter(valid.astype(np.float64), size, mode="nearest")
     total = ndimage.uniform_filter(np.where(valid, values, 0.0), size, mode="nearest")
     out = np.full(values.shape, np.nan)
     np.divide(total, weight, out=out, where=weight > 0.5 / size ** 2)
     return out
 
 
-def s1_features(vv_db: np.ndarray, vh_db: np.ndarray) -> List[np.ndarray]:
-    """The 20 multi-scale columns (float64, same shape as the padded inputs; only pixels at
-    least ``FEATURE_HALO`` from the block border are exact)."""
+def s1_features(vv_db: np.ndarray, vh_db: np.ndarray, out: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+    """The 20 multi-scale planes, features first (``out`` or a new float64 array of shape
+    (20, rows, cols), rows and columns as the padded inputs; only pixels at least
+    ``FEATURE_HALO`` from the block border are exact). Float64 on purpose: box sums of different blocks differ in the last
+    bits, and float32 storage would turn that into 1e-7 steps between blocks."""
     vv_db = np.asarray(vv_db, dtype=np.float64)
     vh_db = np.asarray(vh_db, dtype=np.float64)
+    if out is None:
+        out = np.empty((len(S1_FEATURE_NAMES),) + vv_db.shape)
     ok_vv, ok_vh = np.isfinite(vv_db), np.isfinite(vh_db)
     diff = vh_db - vv_db
     ok_diff = ok_vv & ok_vh
-    columns = []
+    if ok_diff.all():                          # no S1 NoData here: no counting needed
+        ok_vv = ok_vh = ok_diff = None
+    j = 0
     for radius in BOX_RADII:
-        mean_vv = box_mean(vv_db, ok_vv, radius)
-        mean_vh = box_mean(vh_db, ok_vh, radius)
-        columns += [mean_vv, mean_vh, box_mean(diff, ok_diff, radius)]
-        for band, ok, mean in ((vv_db, ok_vv, mean_vv), (vh_db, ok_vh, mean_vh)):
-            square = box_mean(band * band, ok, radius)
-            columns.append(np.sqrt(np.maximum(square - mean * mean, 0.0)))
-    return columns
+        size = 2 * radius + 1
+        weights = [None if ok is None else
+                   ndimage.uniform_filter(ok.astype(np.float64), size, mode="nearest")
+                   for ok in (ok_vv, ok_vh, ok_diff)]
+        mean_vv = box_mean(vv_db, ok_vv, radius, weights[0])
+        mean_vh = box_mean(vh_db, ok_vh, radius, weights[1])
+        out[j], out[j + 1] = mean_vv, mean_vh
+        out[j + 2] = box_mean(diff, ok_diff, radius, weights[2])
+        for k, (band, ok, mean, weight) in enumerate(((vv_db, ok_vv, mean_vv, weights[0]),
+                                                     (vh_db, ok_vh, mean_vh, weights[1]))):
+            square = box_mean(band * band, ok, radius, weight)
+            square -= mean * mean
+            np.sqrt(np.maximum(square, 0.0, out=square), out=out[j + 3 + k])
+        j += 5
+    return out
 
 
 def feature_names(with_s1: bool, with_reference: bool) -> Tuple[str, ...]:
@@ -83,16 +106,18 @@ def feature_names(with_s1: bool, with_reference: bool) -> Tuple[str, ...]:
 
 
 def features(vv_db: Optional[np.ndarray], vh_db: Optional[np.ndarray],
-             reference: Optional[np.ndarray], core: Tuple[slice, slice]) -> np.ndarray:
-    """Feature stack (pixels of ``core``, features last; float64): S1 columns when VV/VH are
-    given, then the reference NDVI when given."""
-    rows, cols = core
-    columns = []
+             reference: Optional[np.ndarray], out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Feature planes (features, rows, cols; float64): the S1 planes when VV/VH are given,
+    then the reference NDVI when given; written into ``out`` when given."""
+    shape = np.shape(vv_db if vv_db is not None else reference)
+    p = (len(S1_FEATURE_NAMES) if vv_db is not None else 0) + (reference is not None)
+    if out is None:
+        out = np.empty((p,) + shape)
     if vv_db is not None:
-        columns += [c[rows, cols] for c in s1_features(vv_db, vh_db)]
+        s1_features(vv_db, vh_db, out[:len(S1_FEATURE_NAMES)])
     if reference is not None:
-        columns.append(np.asarray(reference, dtype=np.float64)[rows, cols])
-    return np.stack(columns, axis=-1)
+        out[-1] = reference
+    return out
 
 
 def valid_rows(stack: np.ndarray) -> np.ndarray:
@@ -102,8 +127,10 @@ def valid_rows(stack: np.ndarray) -> np.ndarray:
 
 def design(stack: np.ndarray) -> np.ndarray:
     """``[1, features]`` rows for the normal equations (float64)."""
-    ones = np.ones(stack.shape[:-1] + (1,))
-    return np.concatenate([ones, stack], axis=-1)
+    out = np.empty(stack.shape[:-1] + (stack.shape[-1] + 1,))
+    out[..., 0] = 1.0
+    out[..., 1:] = stack
+    return out
 
 
 def standardise(means: Sequence[float], scales: Sequence[float]) -> np.ndarray:

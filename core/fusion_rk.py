@@ -47,6 +47,7 @@ CELLS = (16, 32, 64, 128, 256)
 DEFAULT_CELL = 32
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 MAX_SAMPLES = 40000
+_TARGET_CHUNK = 65536     # targets per neighbour search + kriging batch in a block
 DISTANCE_BINS_PX = (3.0, 10.0, 30.0)       # 30 m, 100 m, 300 m at 10 m
 DISTANCE_LABELS = ("<= 30 m", "30-100 m", "100-300 m", "> 300 m")
 Z95 = 1.959963984540054
@@ -193,9 +194,9 @@ class Scene:
             vh_db = self._s1_db(np.asarray(vh)[crop], self.vh_db, x0 + c0, y0 + r0)
         if reference is not None:
             ref = np.asarray(reference)[crop]
-        out = np.full(shape + (len(self.names),), np.nan)
-        out[crop] = ff.features(vv_db, vh_db, ref, (slice(None), slice(None)))
-        return out
+        planes = np.full((len(self.names),) + shape, np.nan)
+        ff.features(vv_db, vh_db, ref, planes[(slice(None),) + crop])
+        return planes.transpose(1, 2, 0)      # features last, contiguous planes
 
 
 def inner(window: Window, margin: int) -> Tuple[slice, slice]:
@@ -406,9 +407,8 @@ class VariogramBlock:
         stack = self.scene.features(vv, vh, reference, window)
         data = np.zeros(clear.shape, dtype=bool)
         data[region] = fit_valid(ndvi[region], clear[region], stack[region])
-        a = ff.design(stack[data])
         residual = np.full(clear.shape, np.nan)
-        residual[data] = ndvi[data] - a @ self.fit.beta
+        residual[data] = ndvi[data] - predict(stack[data], self.fit.beta)
         sums = pair_sums(residual, window.core)
         # The hold-out sample: lattice pixels of the core in the withheld cells.
         r_all, c_all = raster_coords(window, (slice(0, clear.shape[0]), slice(0, clear.shape[1])))
@@ -419,7 +419,7 @@ class VariogramBlock:
         train = data & ~held
         if not target.any():
             return sums, Sample.empty(self.k)
-        residual_train = ndvi[train] - ff.design(stack[train]) @ self.fit.beta_train
+        residual_train = ndvi[train] - predict(stack[train], self.fit.beta_train)
         data_rc = np.column_stack([np.broadcast_to(r_all[:, None], clear.shape)[train],
                                    np.broadcast_to(c_all[None, :], clear.shape)[train]])
         t_rc = np.column_stack([np.broadcast_to(r_all[:, None], clear.shape)[target],
@@ -428,7 +428,7 @@ class VariogramBlock:
         present = index >= 0
         safe = np.where(present, index, 0)
         offsets = (data_rc[safe] - t_rc[:, None, :]).astype(np.int32)
-        regression = ff.design(stack[target]) @ self.fit.beta_train
+        regression = predict(stack[target], self.fit.beta_train)
         return sums, Sample(ndvi[target], regression, offsets,
                             np.where(present, residual_train[safe], 0.0), present)
 
@@ -456,9 +456,16 @@ def krige_offsets(offsets, residuals, present, model: Exponential):
                                   model.covariance, index)
 
 
-def parameter_variance(design_rows: np.ndarray, fit: Fit) -> np.ndarray:
-    """``s^2 a' (A'A + P)^-1 a``: the regression's own uncertainty at each row."""
-    return fit.residual_var * np.einsum("ij,jk,ik->i", design_rows, fit.inverse, design_rows)
+def predict(rows: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``[1, x] @ beta`` without building ``[1, x]``."""
+    return rows @ beta[1:] + beta[0]
+
+
+def parameter_variance(rows: np.ndarray, fit: Fit) -> np.ndarray:
+    """``s^2 a' (A'A + P)^-1 a`` with ``a = [1, x]``: the regression's own uncertainty."""
+    m = fit.inverse
+    quadratic = np.einsum("ij,jk,ik->i", rows, m[1:, 1:], rows) if rows.shape[1] else 0.0
+    return fit.residual_var * (m[0, 0] + 2.0 * rows @ m[1:, 0] + quadratic)
 
 
 def evaluate_holdout(sample: Sample, fit: Fit, model: Exponential) -> Holdout:
@@ -533,29 +540,38 @@ class FillBlock:
         stack = self.scene.features(vv, vh, reference, window)
         data = np.zeros(clear.shape, dtype=bool)
         data[region] = fit_valid(ndvi[region], clear[region], stack[region])
-        residual = ndvi[data] - ff.design(stack[data]) @ fit.beta
+        data_stack = stack[data]
+        residual = ndvi[data] - predict(data_stack, fit.beta)
+        del data_stack
         anomaly = ndvi[data] - fit.clear_mean
         t_stack = stack[targets]
+        del stack
         has_features = ff.valid_rows(t_stack)
-        design = ff.design(np.where(has_features[:, None], t_stack, 0.0))
-        trend = np.where(has_features, design @ fit.beta, fit.clear_mean)
-        trend_var = np.where(has_features, parameter_variance(design, fit),
+        t_stack[~has_features] = 0.0
+        trend = np.where(has_features, predict(t_stack, fit.beta), fit.clear_mean)
+        trend_var = np.where(has_features, parameter_variance(t_stack, fit),
                              max(fit.clear_var - self.model.sill, 0.0))
         r_all, c_all = raster_coords(window, (slice(0, clear.shape[0]), slice(0, clear.shape[1])))
         grid_r = np.broadcast_to(r_all[:, None], clear.shape)
         grid_c = np.broadcast_to(c_all[None, :], clear.shape)
         data_rc = np.column_stack([grid_r[data], grid_c[data]])
         t_rc = np.column_stack([grid_r[targets], grid_c[targets]])
-        index, _ = kriging.nearest(data_rc, t_rc, self.k, self.radius)
-        values = np.where(has_features[:, None], residual[np.maximum(index, 0)],
-                          anomaly[np.maximum(index, 0)])
-        # simple_kriging reads values[index]: give it one value per (target, slot).
-        n, k = index.shape
-        slot = np.where(index >= 0, np.arange(n * k).reshape(n, k), -1)
-        estimate, variance = kriging.simple_kriging(
-            data_rc[np.maximum(index, 0)].reshape(n * k, 2), values.reshape(n * k), t_rc,
-            self.model.covariance, slot)
+        estimate = np.zeros(len(t_rc))
+        variance = np.zeros(len(t_rc))
+        no_neighbour = np.zeros(len(t_rc), dtype=bool)
+        tree = kriging.tree_of(data_rc)
+        for start in range(0, len(t_rc), _TARGET_CHUNK):     # bounded memory per block
+            part = slice(start, start + _TARGET_CHUNK)
+            index, _ = kriging.nearest(data_rc, t_rc[part], self.k, self.radius, tree)
+            safe = np.maximum(index, 0)
+            values = np.where(has_features[part, None], residual[safe], anomaly[safe])
+            # simple_kriging reads values[index]: one value per (target, slot).
+            n, k = index.shape
+            slot = np.where(index >= 0, np.arange(n * k).reshape(n, k), -1)
+            estimate[part], variance[part] = kriging.simple_kriging(
+                data_rc[safe].reshape(n * k, 2), values.reshape(n * k), t_rc[part],
+                self.model.covariance, slot)
+            no_neighbour[part] = index[:, 0] < 0
         fill = np.clip(trend + estimate, -1.0, 1.0)
-        no_neighbour = index[:, 0] < 0
         fill[~has_features & no_neighbour] = np.nan
         return fill, variance + trend_var

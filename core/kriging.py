@@ -10,58 +10,73 @@ Simple kriging (known mean 0) with covariance ``C``: weights ``w = K^-1 c`` wher
 ``K`` is the neighbours' covariance matrix and ``c`` their covariance with the
 target; estimate ``w' r``, variance ``C(0) - w' c``.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 NEIGHBOURS = 16
 SEARCH_RADIUS = 64
-_EXTRA = 12          # candidates beyond k fetched to sort out ties
+_EXTRA = 4           # candidates beyond k fetched to sort out ties
 _CHUNK = 8192        # targets per batched solve (8192 x 16 x 16 float64 = 16 MB)
+_FAR = 1 << 24       # offset of absent neighbours: beyond any covariance table
+
+
+def tree_of(data_rc: np.ndarray) -> Optional[cKDTree]:
+    """The k-d tree of data pixel coordinates (None without data)."""
+    return cKDTree(data_rc.astype(np.float64)) if len(data_rc) else None
 
 
 def nearest(data_rc: np.ndarray, target_rc: np.ndarray, k: int = NEIGHBOURS,
-            radius: float = SEARCH_RADIUS) -> Tuple[np.ndarray, np.ndarray]:
-    """Indices into ``data_rc`` (n_targets, k; -1 = none) of each target's neighbours and
-    their squared distances (int64), ordered by (distance, row, column).
+            radius: float = SEARCH_RADIUS, tree: Optional[cKDTree] = None
+            ) -> Tuple[np.ndarray, np.ndarray]:
+    """Indices into ``data_rc`` (n_targets, k; -1 = none) of each target's ``k`` nearest data
+    pixels within ``radius`` and their squared distances (int64).
 
-    ``data_rc``, ``target_rc``: (n, 2) integer whole-raster (row, col).
+    The *set* is deterministic: pixels tied at the k-th distance are taken in whole-raster
+    (row, column) order; the order inside the set is unspecified (kriging does not depend
+    on it). ``data_rc``, ``target_rc``: (n, 2) integer whole-raster (row, col); ``tree``:
+    :func:`tree_of` ``data_rc`` when already built.
     """
+    if len(target_rc) == 0 or len(data_rc) == 0:
+        return (np.full((len(target_rc), k), -1, dtype=np.int64),
+                np.full((len(target_rc), k), -1, dtype=np.int64))
+    tree = tree if tree is not None else tree_of(data_rc)
+    return _nearest(tree, data_rc, target_rc, k, radius,
+                    min(k + max(_EXTRA, 1), len(data_rc)))
+
+
+def _nearest(tree, data_rc, target_rc, k, radius, fetch):
+    """:func:`nearest` fetching ``fetch`` candidates; targets whose tie at the k-th distance
+    runs to the last candidate are redone with twice as many (the tree may have left tied
+    pixels out)."""
     n_t = len(target_rc)
     index = np.full((n_t, k), -1, dtype=np.int64)
     dist2 = np.full((n_t, k), -1, dtype=np.int64)
-    if n_t == 0 or len(data_rc) == 0:
-        return index, dist2
-    tree = cKDTree(data_rc.astype(np.float64))
-    fetch = min(k + _EXTRA, len(data_rc))
-    _, cand = tree.query(target_rc.astype(np.float64), k=fetch,
-                         distance_upper_bound=radius + 1e-6)
+    distance, cand = tree.query(target_rc.astype(np.float64), k=fetch,
+                                distance_upper_bound=radius + 1e-6)
     cand = np.asarray(cand).reshape(n_t, fetch)
     missing = cand >= len(data_rc)
-    cand = np.where(missing, 0, cand)
-    d = data_rc[cand] - target_rc[:, None, :]
-    d2 = np.where(missing, np.iinfo(np.int64).max, d[..., 0] ** 2 + d[..., 1] ** 2)
-    rows = np.where(missing, np.iinfo(np.int64).max, data_rc[cand][..., 0])
-    cols = np.where(missing, np.iinfo(np.int64).max, data_rc[cand][..., 1])
-    order = np.lexsort((cols, rows, d2), axis=-1)[:, :k]
-    take = np.take_along_axis
-    kk = order.shape[1]
-    index[:, :kk] = np.where(take(missing, order, -1), -1, take(cand, order, -1))
-    dist2[:, :kk] = np.where(take(missing, order, -1), -1, take(d2, order, -1))
-    # A tie at the k-th distance may continue past the fetched candidates: redo those
-    # targets with every data pixel inside that distance.
-    if fetch < len(data_rc):
-        last_fetched = d2.max(axis=1, where=~missing, initial=-1)
-        kth = dist2[:, k - 1]
-        redo = np.nonzero((kth >= 0) & ~missing[:, -1] & (last_fetched == kth))[0]
-        for t in redo:
-            inside = np.asarray(tree.query_ball_point(target_rc[t].astype(np.float64),
-                                                      np.sqrt(kth[t]) + 1e-6), dtype=np.int64)
-            dd = data_rc[inside] - target_rc[t]
-            d2_t = dd[:, 0] ** 2 + dd[:, 1] ** 2
-            o = np.lexsort((data_rc[inside, 1], data_rc[inside, 0], d2_t))[:k]
-            index[t], dist2[t] = inside[o], d2_t[o]
+    d2 = np.where(missing, -1, np.rint(np.asarray(distance).reshape(n_t, fetch) ** 2)
+                  ).astype(np.int64)
+    kk = min(k, fetch)
+    index[:, :kk] = np.where(missing[:, :kk], -1, cand[:, :kk])
+    dist2[:, :kk] = d2[:, :kk]
+    if fetch <= k:
+        return index, dist2
+    # Where the (k+1)-th candidate is as near as the k-th, which tied pixels are in is
+    # decided by whole-raster (row, column).
+    tie = np.nonzero((d2[:, k - 1] >= 0) & (d2[:, k] == d2[:, k - 1]))[0]
+    if len(tie):
+        c = np.where(missing[tie], 0, cand[tie])
+        key_d2 = np.where(missing[tie], np.iinfo(np.int64).max, d2[tie])
+        order = np.lexsort((data_rc[c, 1], data_rc[c, 0], key_d2), axis=-1)[:, :k]
+        index[tie] = np.take_along_axis(cand[tie], order, -1)
+        dist2[tie] = np.take_along_axis(d2[tie], order, -1)
+        reach = tie[(d2[tie, -1] == d2[tie, k - 1]) & ~missing[tie, -1]]
+        if len(reach) and fetch < len(data_rc):
+            index[reach], dist2[reach] = _nearest(tree, data_rc, target_rc[reach], k, radius,
+                                                  min(2 * fetch, len(data_rc)))
     return index, dist2
 
 
@@ -89,27 +104,49 @@ def simple_kriging(data_rc: np.ndarray, values: np.ndarray, target_rc: np.ndarra
     """Estimates and kriging variances (float64) at the targets from their neighbours.
 
     ``covariance(h)``: the covariance function (``C(0)`` = sill); ``index`` from
-    :func:`nearest`. Targets without neighbours get estimate 0 and variance ``C(0)``.
+    :func:`nearest`; coordinates are integers, so the covariances come from a table of
+    ``C(sqrt(d2))`` by squared distance. Targets without neighbours get estimate 0 and
+    variance ``C(0)``.
     """
     n_t, k = index.shape
     estimate = np.zeros(n_t)
     sill = float(covariance(np.zeros(1))[0])
     variance = np.full(n_t, sill)
+    present_any = index[:, 0] >= 0
     for start in range(0, n_t, _CHUNK):
-        part = slice(start, min(start + _CHUNK, n_t))
+        part = np.arange(start, min(start + _CHUNK, n_t))
+        part = part[present_any[part]]
+        if not len(part):
+            continue
         idx = index[part]
         present = idx >= 0
-        if not present.any():
-            continue
-        safe = np.where(present, idx, 0)
-        pos = data_rc[safe].astype(np.float64)                  # (n, k, 2)
-        between = np.sqrt(((pos[:, :, None, :] - pos[:, None, :, :]) ** 2).sum(-1))
-        to_target = np.sqrt(((pos - target_rc[part, None, :]) ** 2).sum(-1))
-        both = present[:, :, None] & present[:, None, :]
-        eye = np.eye(k, dtype=bool)[None]
-        matrix = np.where(both, covariance(between), np.where(eye, 1.0, 0.0))
-        rhs = np.where(present, covariance(to_target), 0.0)
+        rel = (data_rc[np.maximum(idx, 0)] - target_rc[part, None, :]).astype(np.int64)
+        # Absent neighbours sit far from everything: covariance 0, weight exactly 0.
+        far = _FAR * (1 + np.arange(k))
+        rel[..., 0] = np.where(present, rel[..., 0], far)
+        rel[..., 1] = np.where(present, rel[..., 1], 0)
+        to_target = rel[..., 0] ** 2 + rel[..., 1] ** 2
+        dr = rel[:, :, None, 0] - rel[:, None, :, 0]
+        dc = rel[:, :, None, 1] - rel[:, None, :, 1]
+        between = dr * dr + dc * dc
+        table = _covariance_table(covariance, int(4 * np.max(np.where(present, to_target, 0))))
+        matrix = _lookup(table, between)
+        rhs = _lookup(table, to_target)
         weights = spd_solve(matrix, rhs)
-        estimate[part] = np.sum(weights * np.where(present, values[safe], 0.0), axis=1)
+        estimate[part] = np.sum(weights * np.where(present, values[np.maximum(idx, 0)], 0.0),
+                                axis=1)
         variance[part] = np.maximum(sill - np.sum(weights * rhs, axis=1), 0.0)
     return estimate, variance
+
+
+def _covariance_table(covariance, max_d2: int) -> np.ndarray:
+    """``C(sqrt(d2))`` for d2 = 0 .. max_d2, then 0 for anything farther (float64)."""
+    table = np.zeros(max_d2 + 2)
+    table[:-1] = covariance(np.sqrt(np.arange(max_d2 + 1, dtype=np.float64)))
+    return table
+
+
+def _lookup(table: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Covariance by squared distance; beyond the table (absent neighbours) 0 (the table's
+    last entry)."""
+    return table[np.minimum(d2, len(table) - 1)]
