@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 PYTHON := $(VENV)/bin/python
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup test demo package clean benchmark
+.PHONY: setup test test-matrix demo package clean benchmark
 
 setup: $(VENV)/.ready
 
@@ -14,6 +14,10 @@ $(VENV)/.ready: scripts/setup.sh requirements-dev.txt
 
 test: setup
 	$(PYTHON) -m pytest
+
+# The same suite on QGIS 3.22 (host), 3.40 and 3.44 (Debian 13 and sid debootstrap roots, root only).
+test-matrix:
+	bash scripts/test_matrix.sh
 
 demo: setup
 	$(PYTHON) scripts/demo.py --output demo-output
