@@ -13,14 +13,15 @@
 # (not root, no debootstrap, no network) the matrix says so loudly and skips them (exit 0), unless
 # S1S2_MATRIX_REQUIRED=1. S1S2_MATRIX_SUITES="trixie sid" chooses the roots; S1S2_MATRIX_HOST_LOG
 # names the log of a `make test` just run on the host (.ci/run) instead of running it again;
-# S1S2_MATRIX_HOST=0 leaves the host out.
+# S1S2_MATRIX_HOST=0 leaves the host out; S1S2_MATRIX_MIRROR overrides the Debian mirror and
+# S1S2_MATRIX_LOGS the log folder (default .build/matrix).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PROJECT=$(pwd)
 MATRIX_DIR=${S1S2_MATRIX_DIR:-/var/cache/s1s2-matrix}
 SUITES=${S1S2_MATRIX_SUITES:-trixie sid}
 REQUIRED=${S1S2_MATRIX_REQUIRED:-0}
-LOGS="$PROJECT/.build/matrix"
+LOGS=${S1S2_MATRIX_LOGS:-$PROJECT/.build/matrix}
 IN_ROOT=/root/s1s2_toolkit   # where the checkout copy lives inside a root
 mkdir -p "$LOGS"
 
@@ -52,8 +53,8 @@ pytest_summary() {
 
 host_mirror() {
     # The first Debian (not security) URI of the host's apt sources, deb822 or one-line style.
-    local uri
-    uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && $0 !~ /security/ && u {print u; exit}' \
+    local uri=${S1S2_MATRIX_MIRROR:-}
+    [ -n "$uri" ] || uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && $0 !~ /security/ && u {print u; exit}' \
               /etc/apt/sources.list.d/*.sources 2>/dev/null)
     if [ -z "$uri" ]; then
         uri=$(grep -hsE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
@@ -105,16 +106,31 @@ in_root() {
     chroot "$root" /usr/bin/env -i "${env_vars[@]}" "$@"
 }
 
+remove_partial() {
+    # A failed debootstrap may leave proc/sys mounted inside: unmount, and never rm -rf across
+    # a mount point.
+    local dir=$1 point
+    [ -e "$dir" ] || return 0
+    for point in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount -l "$point" 2>/dev/null
+    done
+    if awk -v d="$dir/" 'index($2, d) == 1 {found = 1} END {exit !found}' /proc/mounts; then
+        loud "MATRIX: $dir still has mounts: not removed"
+        return 1
+    fi
+    rm -rf "$dir"
+}
+
 build_root() {
     # debootstrap into <suite>.partial, then rename: a root that exists is complete.
     local suite=$1 root=$2 mirror
     mirror=$(host_mirror)
     echo "== building the $suite root in $root from $mirror (about 5 minutes)"
-    rm -rf "$root.partial"
+    remove_partial "$root.partial" || return 1
     mkdir -p "$MATRIX_DIR"
     debootstrap --variant=minbase --include=ca-certificates,make,python3 \
         "$suite" "$root.partial" "$mirror" > "$LOGS/$suite-debootstrap.log" 2>&1 || {
-            tail -5 "$LOGS/$suite-debootstrap.log" >&2; return 1; }
+            tail -5 "$LOGS/$suite-debootstrap.log" >&2; remove_partial "$root.partial"; return 1; }
     copy_host_config "$root.partial"
     chroot "$root.partial" update-ca-certificates > /dev/null 2>&1 || return 1
     mv "$root.partial" "$root"
@@ -126,9 +142,14 @@ copy_checkout() {
     local target="$1$IN_ROOT"
     mkdir -p "$target"
     find "$target" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-    git -C "$PROJECT" ls-files -z --cached --others --exclude-standard \
-        | (cd "$PROJECT" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
-        | tar -C "$PROJECT" --null -T - -cf - | tar -C "$target" -xf -
+    if git -C "$PROJECT" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+        git -C "$PROJECT" ls-files -z --cached --others --exclude-standard \
+            | (cd "$PROJECT" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
+            | tar -C "$PROJECT" --null -T - -cf - | tar -C "$target" -xf -
+    else  # an unpacked source tree: all but the local environment and outputs
+        tar -C "$PROJECT" --exclude=./.venv --exclude=./.build --exclude=./.git \
+            --exclude=./demo-output --exclude=./dist -cf - . | tar -C "$target" -xf -
+    fi
 }
 
 versions_line() {
@@ -198,13 +219,19 @@ run_root() {
 
 MATRIX_START=$(date +%s)
 [ "${S1S2_MATRIX_HOST:-1}" = 0 ] || run_host
-if [ "$(id -u)" != 0 ]; then
-    loud "MATRIX: not root, debootstrap roots cannot be built or entered: QGIS $SUITES NOT TESTED (SKIPPED)"
+skip_all() {
+    loud "MATRIX: $1: Debian $SUITES NOT TESTED (SKIPPED)"
+    for suite in $SUITES; do
+        SUMMARY+=("$(printf '%-7s %-60s %s' SKIPPED "Debian $suite" "$1")")
+    done
     SKIPPED=1
+}
+
+if [ "$(id -u)" != 0 ]; then
+    skip_all "not root, debootstrap roots cannot be built or entered"
 elif ! command -v debootstrap > /dev/null && \
         ! apt-get -o DPkg::Lock::Timeout=900 install -y -qq debootstrap > "$LOGS/debootstrap-install.log" 2>&1; then
-    loud "MATRIX: debootstrap is not installed and could not be installed: QGIS $SUITES NOT TESTED (SKIPPED)"
-    SKIPPED=1
+    skip_all "debootstrap is not installed and could not be installed"
 else
     for suite in $SUITES; do run_root "$suite"; done
 fi
