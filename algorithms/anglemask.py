@@ -18,6 +18,8 @@ class AngleMask(S1S2Algorithm):
     DISPLAY_NAME = "Mask by incidence angle"
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "sar"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "incidence angle", "mask")
     HELP = (
         "Copies one band of any raster where MIN_ANGLE < angle < MAX_ANGLE and sets NoData "
         "elsewhere (and where the angle is NoData). The angle raster (degrees) must be on the "

@@ -9,17 +9,21 @@ No QgsProject or iface here: algorithms must run in the modeler and qgis_process
 """
 import math
 import os
+import re
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBand,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsSettings,
 )
+from osgeo import gdal
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -28,6 +32,8 @@ from ..core.errors import Cancelled, S1S2Error
 from ..core.raster import BandSource
 from ..core.scl import parse_classes
 from ..core.styles import qml_for
+from ..core.summary import summarise_band
+from ..core.units import holds_db_values
 from ..core.writer import write_sidecar
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
@@ -35,6 +41,56 @@ PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 DASK_SETTING = engines.ENV_VAR
 DASK_SETTING_KEY = "Processing/Configuration/" + DASK_SETTING
 ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "s1s2.svg")
+
+
+def icon_path(family):
+    """``icons/<family>.svg`` (indices, sar_filter, collocation, fusion, calibration, sea_ice,
+    sar, time_series), or the provider icon when there is none."""
+    path = os.path.join(PLUGIN_DIR, "icons", f"{family}.svg")
+    return path if os.path.exists(path) else ICON_PATH
+
+
+# Band descriptions that name an input (matched as whole words, case-insensitive): an unset
+# band parameter takes the band so described.
+BAND_NAMES = {"RED": ("B4", "B04", "RED"), "NIR": ("B8", "B08", "NIR"), "SCL": ("SCL",),
+              "VV": ("VV",), "VH": ("VH",), "S1": ("HV",), "S2_GREEN": ("B3", "B03", "GREEN"),
+              "ANGLE": ("ANGLE", "INCIDENCE_ANGLE", "INCIDENCEANGLE")}
+
+# One default SCL cloud-class list for every algorithm and model (core.scl), the recipes'
+# lists named as alternatives.
+CLOUD_CLASSES_HELP = (
+    "SCL classes masked as cloud (CLOUD_CLASSES): default 3,8,9,10 (cloud shadow, cloud "
+    "medium and high probability, thin cirrus). Alternatives: 7,8,9,10 (Sentinel Hub "
+    "data-fusion recipe: unclassified instead of shadow), 8,9 (openEO NDVI notebook); ranges "
+    "such as 8-10 are accepted.")
+
+UNIT_LINEAR, UNIT_DB, UNIT_AUTO = "linear", "db", "auto"
+UNIT_CHOICES = [(UNIT_LINEAR, "Linear power"), (UNIT_DB, "dB"), (UNIT_AUTO, "Auto (detect)")]
+UNIT_TEXT = {UNIT_LINEAR: "linear power", UNIT_DB: "dB"}
+
+
+def band_description(path, band):
+    """The GDAL description of one band ('' when none)."""
+    dataset = gdal.Open(path)
+    return (dataset.GetRasterBand(band).GetDescription() or "").strip()
+
+
+def band_named(path, names):
+    """The first band whose description names one of ``names`` as a whole word (B8 does not
+    match B8A), or None."""
+    if not names:
+        return None
+    pattern = re.compile(r"(?<![A-Z0-9])(%s)(?![A-Z0-9])" % "|".join(map(re.escape, names)),
+                         re.IGNORECASE)
+    dataset = gdal.Open(path)
+    for band in range(1, dataset.RasterCount + 1):
+        if pattern.search(dataset.GetRasterBand(band).GetDescription() or ""):
+            return band
+    return None
+
+
+def _holds_db(source, progress=None, cancel=None):
+    return holds_db_values(source)
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -79,6 +135,9 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
     GROUP = ""
     GROUP_ID = ""
     HELP = ""
+    ADVANCED = ()  # parameter ids shown under Advanced in the dialog
+    ICON = "s1s2"  # the family icon: icons/<ICON>.svg
+    TAGS = ()      # words a toolbox search should find, beyond the name and group
 
     def name(self):
         return self.ALGORITHM_NAME
@@ -96,30 +155,97 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         return self.tr(self.HELP)
 
     def icon(self):
-        return QIcon(ICON_PATH)
+        return QIcon(icon_path(self.ICON))
+
+    def tags(self):
+        return [self.tr(tag) for tag in self.TAGS]
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    # -- the log: inputs used and a result summary -------------------------------------
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
+        """Keeps the run's feedback for the helpers' log lines (one instance per run)."""
+        self._feedback = feedback
+        self._inputs_used = []
+        self._styled = []
+        return True
+
+    def note_input(self, line):
+        """Log one input choice (band, units) now and again in the result summary."""
+        if getattr(self, "_feedback", None) is not None:
+            self._feedback.pushInfo(line)
+        getattr(self, "_inputs_used", []).append(line)
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API
+        """Styles that could not be written (warnings), then the result summary of every
+        algorithm: inputs used, then for each raster output its size, valid pixels (count
+        and %), NoData count and min / mean / max."""
+        for warning in getattr(self, "_style_warnings", []):
+            feedback.pushWarning(warning)
+        self._style_warnings = []
+        styled = getattr(self, "_styled", [])
+        if styled:
+            feedback.pushInfo("Result summary")
+            for line in getattr(self, "_inputs_used", []):
+                feedback.pushInfo(f"  input  {line}")
+            for path in styled:
+                try:
+                    feedback.pushInfo(f"  output {os.path.basename(path)}: "
+                                      f"{summarise_band(path).text()}")
+                except RuntimeError as exc:  # the summary must never fail a finished run
+                    feedback.pushInfo(f"  output {os.path.basename(path)}: no summary ({exc})")
+        return {}
 
     def tr(self, text):
         return QCoreApplication.translate(type(self).__name__, text)
 
     # -- parameters -------------------------------------------------------------------
-    def add_band_input(self, layer_id, band_id, description, default_band=1, optional=False):
+    def addParameter(self, definition, createOutput=True):  # noqa: N802,N803 - QGIS API
+        """QGIS's addParameter, flagging the ids in ``ADVANCED`` as Advanced (the dialog
+        folds them away) so that every way of adding a parameter honours the list."""
+        if definition.name() in self.ADVANCED:
+            definition.setFlags(definition.flags() |
+                                QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        return super().addParameter(definition, createOutput)
+
+    def add_band_input(self, layer_id, band_id, description, default_band=None, optional=False,
+                       band_names=None):
         """A raster layer parameter plus a band parameter bound to it.
 
-        The band parameter is flagged optional so that an unset band means its
-        default: QGIS 3.22's qgis_process does not apply a band parameter's
-        default and would otherwise refuse to run without an explicit band.
+        An unset band is chosen from the band descriptions (``band_names``, e.g.
+        ("B4", "B04") for red; the default of ``BAND_NAMES[layer_id]``), else band 1 of a
+        single-band raster, else ``default_band``; :meth:`band_source` logs which. The band
+        parameter is flagged optional because QGIS 3.22's qgis_process does not apply a
+        band parameter's default and refuses to run without an explicit band.
         """
+        names = tuple(BAND_NAMES.get(layer_id, ()) if band_names is None else band_names)
+        if default_band is None and not names:
+            default_band = 1  # any raster (e.g. the input of a filter): band 1, logged
         self.addParameter(QgsProcessingParameterRasterLayer(
             layer_id, self.tr(description), optional=optional))
         self.addParameter(QgsProcessingParameterBand(
             band_id, self.tr(f"{description}: band"), defaultValue=default_band,
             parentLayerParameterName=layer_id, optional=True))
+        self._band_names = dict(getattr(self, "_band_names", {}), **{band_id: names})
+
+    def add_units_parameter(self, units_id, description="Input units"):
+        """Linear power / dB / Auto (detect), default Auto; read with :meth:`units`.
+
+        Auto is the last option so that 0 (linear) and 1 (dB) keep their meaning in scripts.
+        """
+        self.addParameter(QgsProcessingParameterEnum(
+            units_id, self.tr(description), options=[self.tr(t) for _, t in UNIT_CHOICES],
+            defaultValue=len(UNIT_CHOICES) - 1))
 
     def add_raster_output(self, output_id, description):
         self.addParameter(QgsProcessingParameterRasterDestination(output_id, self.tr(description)))
+
+    def label(self, name):
+        """A parameter as the dialog shows it, with its id for qgis_process users:
+        ``Sentinel-1 units (S1_UNITS)``."""
+        definition = self.parameterDefinition(name)
+        return f"{definition.description()} ({name})" if definition is not None else name
 
     def gdal_layer(self, parameters, context, layer_id):
         """The file-based (GDAL) raster layer of a parameter, or None when an optional one is
@@ -129,26 +255,86 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             if self.parameterDefinition(layer_id).flags() & \
                     QgsProcessingParameterDefinition.Flag.FlagOptional:
                 return None
-            raise QgsProcessingException(self.tr(f"{layer_id}: no raster layer given."))
+            raise QgsProcessingException(self.tr(f"{self.label(layer_id)}: no raster layer given."))
         check_gdal_layer(layer, layer_id)
         return layer
 
     def band_source(self, parameters, context, layer_id, band_id=None, label=None, **options):
-        """The BandSource of a raster layer parameter, or None when an optional one is unset."""
+        """The BandSource of a raster layer parameter, or None when an optional one is unset.
+
+        The band used, and why (chosen, named by the band descriptions, the only band), is
+        logged and repeated in the result summary."""
         layer = self.gdal_layer(parameters, context, layer_id)
         if layer is None:
             return None
-        band = 1
-        if band_id is not None:
-            default = self.parameterDefinition(band_id).defaultValue()
-            band = int(default) if default else 1
-            if parameters.get(band_id) not in (None, ""):
-                band = self.parameterAsInt(parameters, band_id, context) or band
+        path = gdal_path(layer.source())
+        if band_id is None:
+            band, why = 1, "band 1"
+        elif parameters.get(band_id) not in (None, "") and \
+                self.parameterAsInt(parameters, band_id, context):
+            band, why = self.parameterAsInt(parameters, band_id, context), "as chosen"
+        else:
+            band, why = self.default_band(layer, path, band_id)
         if band > layer.bandCount():
             raise QgsProcessingException(self.tr(
                 f"{band_id}: band {band} requested but '{layer.name()}' has "
                 f"{layer.bandCount()} band(s)."))
-        return BandSource(gdal_path(layer.source()), band, label or layer_id, **options)
+        description = band_description(path, band)
+        named = f" '{description}'" if description else ""
+        self.note_input(f"{self.label(layer_id)}: band {band}{named} of "
+                        f"{os.path.basename(path)} ({why})")
+        return BandSource(path, band, label or layer_id, **options)
+
+    def default_band(self, layer, path, band_id):
+        """(band, why) for an unset band parameter: the band whose description names it,
+        the only band, or the parameter's default; else a QgsProcessingException."""
+        names = getattr(self, "_band_names", {}).get(band_id, ())
+        described = band_named(path, names)
+        if described:
+            return described, "named by its band description"
+        if layer.bandCount() == 1:
+            return 1, "the only band"
+        default = self.parameterDefinition(band_id).defaultValue()
+        if default not in (None, "", 0):
+            return int(default), "the default band"
+        wanted = "/".join(names) or "the band to use"
+        raise QgsProcessingException(self.tr(
+            f"{self.label(band_id)}: '{layer.name()}' has {layer.bandCount()} bands and no "
+            f"band description names {wanted}; choose the band."))
+
+    def units(self, parameters, context, units_id, sources):
+        """'linear' or 'db' from a :meth:`add_units_parameter` choice; Auto detects it from
+        ``sources`` (unit metadata, else mostly negative values mean dB) and logs it."""
+        choice = UNIT_CHOICES[self.parameterAsEnum(parameters, units_id, context)][0]
+        feedback = getattr(self, "_feedback", None) or QgsProcessingFeedback()
+        if choice == UNIT_LINEAR:  # dB read as linear power gives plausible-looking nonsense
+            for source in sources:
+                if source is not None and self.run_core(feedback, _holds_db, source):
+                    raise QgsProcessingException(self.tr(
+                        f"{self.label(units_id)}: {source.name} holds dB values (unit metadata "
+                        "'dB' or mostly negative values) but is read as linear power; choose "
+                        "dB or Auto (detect)."))
+        if choice != UNIT_AUTO:
+            self.note_input(f"{self.label(units_id)}: {UNIT_TEXT[choice]} (as chosen)")
+            return choice
+        found = {}
+        for source in sources:
+            if source is not None:
+                holds_db = self.run_core(feedback, _holds_db, source)
+                found[source.name] = UNIT_DB if holds_db else UNIT_LINEAR
+        if not found:
+            self.note_input(f"{self.label(units_id)}: not used (no Sentinel-1 input)")
+            return UNIT_LINEAR
+        kinds = set(found.values())
+        if len(kinds) > 1:
+            detail = ", ".join(f"{name} {UNIT_TEXT[kind]}" for name, kind in found.items())
+            raise QgsProcessingException(self.tr(
+                f"{self.label(units_id)}: Auto found different units ({detail}); convert one "
+                "input (Convert backscatter between linear and dB) or choose the units."))
+        detected = kinds.pop() if kinds else UNIT_LINEAR
+        self.note_input(f"{self.label(units_id)}: Auto (detect) found {UNIT_TEXT[detected]} "
+                        f"in {', '.join(found)} (unit metadata, else the sign of the values)")
+        return detected
 
     def parameterAsInt(self, parameters, name, context):  # noqa: N802 - QGIS API
         """QGIS's value, but a band, window or count that is not a whole number (2.5, 'abc')
@@ -225,6 +411,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
 
         A style that cannot be written is a warning (reported after the run), not a failure.
         """
+        getattr(self, "_styled", []).append(output_path)  # for the result summary
         qml_path = qml_path_for(output_path)
         warning = write_sidecar(qml_path, qml_for(style, band))
         if warning is not None:
@@ -235,11 +422,6 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             details.setPostProcessor(StylePostProcessor.create(qml_path))
         return qml_path
 
-    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API
-        for warning in getattr(self, "_style_warnings", []):
-            feedback.pushWarning(warning)
-        self._style_warnings = []
-        return {}
 
 
 def check_whole_number(definition, value):

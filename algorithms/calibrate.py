@@ -35,6 +35,10 @@ class Calibrate(S1S2Algorithm):
     DISPLAY_NAME = "Calibrate Sentinel-1 GRD (thermal noise removal)"
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "calibration"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "calibration", "gamma0",
+            "beta0", "thermal noise", "GRD", "SAFE")
+    ADVANCED = ("NEGATIVE",)
     HELP = (
         "Radiometric calibration of a Sentinel-1 Level-1 GRD product: DN to sigma0, gamma0 or "
         "beta0 in linear power (or dB), with thermal-noise removal.\n\n"

@@ -28,6 +28,10 @@ class Collocate(S1S2Algorithm):
     DISPLAY_NAME = "Collocate onto a target grid (S1 onto S2)"
     GROUP = "Collocation"
     GROUP_ID = "collocation"
+    ICON = "collocation"
+    TAGS = ("collocation", "resample", "regrid", "warp", "reproject", "coregistration",
+            "Sentinel-1", "Sentinel-2", "SAR")
+    ADVANCED = ("LINEAR_UNITS",)
     HELP = (
         "Resamples INPUT (e.g. Sentinel-1 backscatter, in any CRS, or georeferenced only by "
         "ground control points such as an S1 GRD measurement TIFF or a SAFE product opened by "

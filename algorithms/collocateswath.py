@@ -26,6 +26,10 @@ class CollocateSwath(S1S2Algorithm):
     DISPLAY_NAME = "Collocate a swath (lon/lat arrays) onto a target grid"
     GROUP = "Collocation"
     GROUP_ID = "collocation"
+    ICON = "collocation"
+    TAGS = ("collocation", "resample", "swath", "NetCDF", "nearest", "Sentinel-1", "Sentinel-2",
+            "sea ice", "SAR")
+    ADVANCED = ("LON_VARIABLE", "LAT_VARIABLE", "RADIUS")
     HELP = (
         "Puts a swath product whose pixels are located by 2-D longitude/latitude arrays (NetCDF/CF "
         "as distributed by MET Norway: variables lon, lat and data variables such as "

@@ -18,6 +18,9 @@ class DbConvert(S1S2Algorithm):
     DISPLAY_NAME = "Convert backscatter between linear and dB"
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "sar"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "decibel", "dB", "linear",
+            "conversion", "calibration")
     HELP = (
         "Converts SAR backscatter (sigma0, gamma0 or beta0) between linear power and decibels.\n\n"
         "Linear to dB: dB = 10 * log10(x). Values x <= 0 (and NoData) become NoData, never -inf.\n"

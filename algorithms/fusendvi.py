@@ -13,8 +13,9 @@ from qgis.core import (
 
 from ..core import fusion
 from ..core.indices import NEGATIVE_CLAMP, NEGATIVE_KEEP, NEGATIVE_MASK
+from ..core.scl import DEFAULT_CLOUD_CLASSES
 from ..core.styles import FUSION_SOURCE_PALETTE, NDVI_RAMP, UNCERTAINTY_RAMP
-from .base import S1S2Algorithm
+from .base import CLOUD_CLASSES_HELP, S1S2Algorithm
 
 
 def _parse_numbers(text, name):
@@ -57,7 +58,6 @@ class FuseNdvi(S1S2Algorithm):
     COEFFICIENT_OUTPUTS = tuple("COEF_" + n for n in
                                 fusion.PREDICTOR_NAMES + (fusion.REFERENCE_NAME,))
 
-    UNITS = [(fusion.UNITS_LINEAR, "Linear power"), (fusion.UNITS_DB, "dB")]
     SPECKLE = [(False, "None"), (True, "Refined Lee (7x7, SNAP semantics)")]
     # Appended, not inserted: saved models and scripts keep their MODEL numbers.
     MODELS = [(fusion.MODEL_LOCAL, "Local least squares on VH_dB, VV_dB, NRPB (the v1 default)"),
@@ -75,6 +75,11 @@ class FuseNdvi(S1S2Algorithm):
     DISPLAY_NAME = "Cloud-masked NDVI fusion (S2 filled from S1)"
     GROUP = "Sentinel-1 + Sentinel-2"
     GROUP_ID = "fusion"
+    ICON = "fusion"
+    TAGS = ("fusion", "NDVI", "cloud", "gap filling", "Sentinel-1", "Sentinel-2", "SAR", "radar",
+            "regression", "vegetation")
+    ADVANCED = ("CLOUD_BUFFER", "BOA_ADD_OFFSET", "NEGATIVE_REFLECTANCE", "SPECKLE_FILTER",
+                "COEFFICIENTS")
     HELP = (
         "Sentinel-2 NDVI where the Scene Classification (SCL) says clear; under cloud (SCL in "
         "CLOUD_CLASSES, plus CLOUD_BUFFER metres) and where S2 is NoData, a predicted NDVI. "
@@ -119,12 +124,14 @@ class FuseNdvi(S1S2Algorithm):
         "that script's output only; its hold-out error is reported too.\n"
         "- Custom coefficients: COEFFICIENTS = 'c0, c_VH, c_VV, c_NRPB' (+ ', c_REFERENCE' with "
         "REFERENCE_NDVI) on the correct-dB predictors.\n\n"
-        "S1_UNITS: linear power (sigma0/gamma0) or dB. SPECKLE_FILTER: Refined Lee on linear "
+        "Sentinel-1 units (S1_UNITS): linear power (sigma0/gamma0), dB or Auto (detect, the "
+        "default: unit metadata, else negative values mean dB; the log says which). "
+        "SPECKLE_FILTER: Refined Lee on linear "
         "VV/VH before the dB conversion (off by default: the box statistics of the default "
         "model average speckle out, and Refined Lee changed its fill R2 by less than 0.01 on "
         "the test scenes). S1 not on the S2 grid is collocated automatically "
         "(bilinear, in linear units); SCL at 20 m is resampled with nearest neighbour. "
-        "CLOUD_CLASSES default 7,8,9,10 as in the recipe.\n\n"
+        + CLOUD_CLASSES_HELP + "\n\n"
         "Sources: Sentinel Hub data-fusion script; Filgueiras et al. 2019; regression kriging "
         "of residuals as in GNSPI (Zhu et al. 2012).")
 
@@ -136,9 +143,7 @@ class FuseNdvi(S1S2Algorithm):
                             "a reference NDVI)", optional=True)
         self.add_band_input(self.VH, self.VH_BAND, "Sentinel-1 VH backscatter (optional with "
                             "a reference NDVI)", optional=True)
-        self.addParameter(QgsProcessingParameterEnum(
-            self.S1_UNITS, self.tr("Sentinel-1 units"), options=[self.tr(t) for _, t in self.UNITS],
-            defaultValue=0))
+        self.add_units_parameter(self.S1_UNITS, "Sentinel-1 units")
         self.addParameter(QgsProcessingParameterNumber(
             self.BOA_ADD_OFFSET, self.tr("BOA_ADD_OFFSET (empty: read from the product, else 0)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True))
@@ -147,7 +152,7 @@ class FuseNdvi(S1S2Algorithm):
             options=[self.tr(label) for _, label in self.NEGATIVE_MODES], defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.CLOUD_CLASSES, self.tr("SCL classes treated as cloud"),
-            defaultValue=",".join(str(c) for c in fusion.RECIPE_CLOUD_CLASSES)))
+            defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
@@ -185,7 +190,7 @@ class FuseNdvi(S1S2Algorithm):
         vv = self.band_source(parameters, context, self.VV, self.VV_BAND)
         vh = self.band_source(parameters, context, self.VH, self.VH_BAND)
         reference = self.band_source(parameters, context, self.REFERENCE_NDVI)
-        units = self.UNITS[self.parameterAsEnum(parameters, self.S1_UNITS, context)][0]
+        units = self.units(parameters, context, self.S1_UNITS, [vv, vh])
         speckle = self.SPECKLE[self.parameterAsEnum(parameters, self.SPECKLE_FILTER, context)][0]
         model = self.MODELS[self.parameterAsEnum(parameters, self.MODEL, context)][0]
         coefficients = None

@@ -9,6 +9,7 @@ class LeeFilter(SpeckleFilterAlgorithm):
     WINDOW = "WINDOW"
     LOOKS = "LOOKS"
 
+    ADVANCED = ("NODATA_ZERO", "LOOKS")
     ALGORITHM_NAME = "leefilter"
     DISPLAY_NAME = "Lee speckle filter"
     OUTPUT_NAME = "Lee filtered backscatter"

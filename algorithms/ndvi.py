@@ -15,7 +15,7 @@ from ..core.indices import (
 )
 from ..core.scl import DEFAULT_CLOUD_CLASSES
 from ..core.styles import NDVI_RAMP
-from .base import S1S2Algorithm
+from .base import CLOUD_CLASSES_HELP, S1S2Algorithm
 
 
 def _resolved_offset(sources, progress=None, cancel=None):
@@ -44,12 +44,16 @@ class Ndvi(S1S2Algorithm):
     DISPLAY_NAME = "NDVI (Sentinel-2, SCL cloud mask)"
     GROUP = "Sentinel-2"
     GROUP_ID = "sentinel2"
+    ICON = "indices"
+    TAGS = ("Sentinel-2", "NDVI", "vegetation", "index", "cloud", "SCL", "mask", "optical")
+    ADVANCED = ("CLOUD_BUFFER", "BOA_ADD_OFFSET", "QUANTIFICATION_VALUE", "NEGATIVE_REFLECTANCE")
     HELP = (
         "Normalised Difference Vegetation Index of Sentinel-2 L2A (or L1C) bands:\n"
         "NDVI = (NIR - RED) / (NIR + RED), NIR = B08, RED = B04, on reflectance = "
         "(DN + BOA_ADD_OFFSET) / QUANTIFICATION_VALUE.\n\n"
         "Inputs: single-band files (B04.tif / B08.tif, JP2 of a SAFE product; band 1) or a "
-        "multiband stack (choose band 4 for RED and band 8 for NIR). Arithmetic is done in "
+        "multiband stack (unset bands are taken from the band descriptions: B4/B04 for red, "
+        "B8/B08 for near infrared; the log names the bands used). Arithmetic is done in "
         "float32, never in uint16. DN 0 (S2 NoData) and NoData give NoData; NIR + RED = 0 "
         "gives NoData.\n\n"
         "BOA_ADD_OFFSET: leave it empty to read it from the product metadata (MTD_MSIL2A.xml: "
@@ -59,11 +63,9 @@ class Ndvi(S1S2Algorithm):
         "cancels out of the ratio and is kept for the record.\n\n"
         "SCL (optional): the L2A Scene Classification band, at 20 m or 10 m; it is resampled "
         "with nearest neighbour onto the band grid. Pixels whose class is in CLOUD_CLASSES "
-        "(default 3,8,9,10: cloud shadow, cloud medium and high probability, thin cirrus; the "
-        "Sentinel Hub recipe uses 7,8,9,10, the openEO one 8,9; ranges such as 8-10 are "
-        "accepted) become NoData, plus every pixel whose centre lies within CLOUD_BUFFER metres "
+        "become NoData, plus every pixel whose centre lies within CLOUD_BUFFER metres "
         "of a masked pixel's centre (rounded to whole 10 m pixels). SCL NoData is not "
-        "treated as cloud.\n\n"
+        "treated as cloud. " + CLOUD_CLASSES_HELP + "\n\n"
         "NEGATIVE_REFLECTANCE: DN + BOA_ADD_OFFSET can be <= 0 (dark water in baseline >= "
         "04.00 products, a wrong offset), which gives NDVI far outside [-1, 1]. 'Mask' "
         "(default) makes such pixels NoData, as Earth Engine's normalizedDifference does; "

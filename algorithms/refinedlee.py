@@ -4,19 +4,19 @@ Also holds SpeckleFilterAlgorithm, the shared base of the three speckle
 filters (s1s2:refinedlee, s1s2:leefilter, s1s2:focalmedian): input band,
 input units (linear | dB), "treat 0 as NoData", output and its style.
 """
-from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterEnum
+from qgis.core import QgsProcessingParameterBoolean
 
-from ..core.speckle import DB, LINEAR, refined_lee_file
+from ..core.speckle import DB, refined_lee_file
 from ..core.styles import DB_RAMP, LINEAR_RAMP
-from ..core.units import require_linear
 from .base import S1S2Algorithm
 
 UNITS_HELP = (
-    "Input units: linear power (sigma0/gamma0/beta0) or dB. dB input is converted to linear, "
-    "filtered there (speckle is multiplicative noise on intensity) and returned in dB. "
-    "'Treat 0 as NoData' (default off) marks zeros, e.g. the thermal-noise-removed border of "
-    "S1 GRD, as NoData. NoData in gives NoData out; the output keeps the input's grid. "
-    "Output: float32 GeoTIFF, NoData NaN.")
+    "Input units (INPUT_UNITS): linear power (sigma0/gamma0/beta0), dB or Auto (detect, the "
+    "default: unit metadata, else negative values mean dB; the log says which). dB input is "
+    "converted to linear, filtered there (speckle is multiplicative noise on intensity) and "
+    "returned in dB. 'Treat 0 as NoData' (default off) marks zeros, e.g. the "
+    "thermal-noise-removed border of S1 GRD, as NoData. NoData in gives NoData out; the output "
+    "keeps the input's grid. Output: float32 GeoTIFF, NoData NaN.")
 
 
 class SpeckleFilterAlgorithm(S1S2Algorithm):
@@ -28,16 +28,17 @@ class SpeckleFilterAlgorithm(S1S2Algorithm):
     NODATA_ZERO = "NODATA_ZERO"
     OUTPUT = "OUTPUT"
 
-    UNITS = [(LINEAR, "Linear power"), (DB, "Decibels (dB)")]
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "sar_filter"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "speckle", "despeckle",
+            "filter", "noise", "smoothing")
+    ADVANCED = ("NODATA_ZERO",)
     OUTPUT_NAME = "Filtered backscatter"
 
     def add_common_inputs(self):
         self.add_band_input(self.INPUT, self.BAND, "Backscatter raster")
-        self.addParameter(QgsProcessingParameterEnum(
-            self.INPUT_UNITS, self.tr("Input units"),
-            options=[self.tr(t) for _, t in self.UNITS], defaultValue=0))
+        self.add_units_parameter(self.INPUT_UNITS)
         self.addParameter(QgsProcessingParameterBoolean(
             self.NODATA_ZERO, self.tr("Treat 0 as NoData"), defaultValue=False))
 
@@ -60,11 +61,9 @@ class SpeckleFilterAlgorithm(S1S2Algorithm):
         zero = self.parameterAsBool(parameters, self.NODATA_ZERO, context)
         source = self.band_source(parameters, context, self.INPUT, self.BAND,
                                   zero_is_nodata=zero)
-        units = self.UNITS[self.parameterAsEnum(parameters, self.INPUT_UNITS, context)][0]
+        units = self.units(parameters, context, self.INPUT_UNITS, [source])
         options = self.filter_options(parameters, context)
         output = self.output_path(parameters, context, self.OUTPUT)
-        if units == LINEAR:  # filtering dB as linear intensity gives plausible-looking nonsense
-            self.run_core(feedback, _require_linear, source)
         self.run_core(feedback, self.core_function(), source, output, input_units=units,
                       **options)
         self.style_output(context, output, DB_RAMP if units == DB else LINEAR_RAMP)
@@ -101,6 +100,3 @@ class RefinedLee(SpeckleFilterAlgorithm):
     def core_function(self):
         return refined_lee_file
 
-
-def _require_linear(source, progress=None, cancel=None):
-    require_linear(source, "set INPUT_UNITS to dB")

@@ -1,11 +1,7 @@
 """s1s2:rvi4s1 - the dual-pol radar vegetation index RVI4S1 (Bhogapurapu et al. 2022)."""
-from qgis.core import QgsProcessingParameterEnum
-
-from ..core.indices import DB, LINEAR, rvi4s1_file
+from ..core.indices import rvi4s1_file
 from ..core.styles import RVI4S1_RAMP
 from .base import S1S2Algorithm
-
-UNITS = [(LINEAR, "Linear power"), (DB, "dB")]
 
 
 class Rvi4s1(S1S2Algorithm):
@@ -20,6 +16,9 @@ class Rvi4s1(S1S2Algorithm):
     DISPLAY_NAME = "Radar vegetation index RVI4S1"
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "indices"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "vegetation", "index", "RVI",
+            "dual-pol")
     HELP = (
         "RVI4S1, the dual-polarisation radar vegetation index of Bhogapurapu et al. (2022) as in "
         "the Sentinel Hub RVI4S1 custom script:\n"
@@ -29,7 +28,9 @@ class Rvi4s1(S1S2Algorithm):
         "(maximum 1.125 at q = 3): such values are kept, not clipped.\n"
         "Not to be confused with other 'RVI's: 4 VH / (VV + VH) (dual-pol RVI), the optical "
         "NIR/Red ratio (Orfeo ToolBox) or DpRVI (SNAP).\n\n"
-        "INPUT_UNITS: linear power (sigma0/gamma0) or dB (converted with 10^(dB/10)). VV = 0, "
+        "Input units (INPUT_UNITS): linear power (sigma0/gamma0), dB (converted with "
+        "10^(dB/10)) or Auto (detect, the default: unit metadata, else negative values mean "
+        "dB; the log says which). VV = 0, "
         "negative linear power and NoData give NoData. Source: Bhogapurapu, N. et al. (2022), "
         "'Soil moisture retrieval over croplands using dual-pol L-band GRD SAR data', Remote "
         "Sensing of Environment 271; Sentinel Hub custom-scripts 'RVI4S1'. Output: float32 "
@@ -38,15 +39,13 @@ class Rvi4s1(S1S2Algorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.add_band_input(self.VV, self.VV_BAND, "VV backscatter")
         self.add_band_input(self.VH, self.VH_BAND, "VH backscatter")
-        self.addParameter(QgsProcessingParameterEnum(
-            self.INPUT_UNITS, self.tr("Input units"), options=[self.tr(t) for _, t in UNITS],
-            defaultValue=0))
+        self.add_units_parameter(self.INPUT_UNITS)
         self.add_raster_output(self.OUTPUT, "RVI4S1")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         vv = self.band_source(parameters, context, self.VV, self.VV_BAND)
         vh = self.band_source(parameters, context, self.VH, self.VH_BAND)
-        units = UNITS[self.parameterAsEnum(parameters, self.INPUT_UNITS, context)][0]
+        units = self.units(parameters, context, self.INPUT_UNITS, [vv, vh])
         output = self.output_path(parameters, context, self.OUTPUT)
         self.run_core(feedback, rvi4s1_file, vv, vh, output, units)
         self.style_output(context, output, RVI4S1_RAMP)

@@ -37,13 +37,17 @@ class SeaIce(S1S2Algorithm):
         ("S2_FEATURES", "S2 connected ice features (8-connectivity)"),
         ("TIME_DIFFERENCE_HOURS", "Acquisition time difference (hours)"),
     ]
-    UNITS = [(None, "Detect (unit metadata, else negative values mean dB)"),
+    UNITS = [(None, "Auto (detect: unit metadata, else negative values mean dB)"),
              (False, "Linear power"), (True, "dB")]
 
     ALGORITHM_NAME = "seaice"
     DISPLAY_NAME = "Sea-ice mask (S1 HV + S2 green)"
     GROUP = "Sentinel-1 + Sentinel-2"
     GROUP_ID = "fusion"
+    ICON = "sea_ice"
+    TAGS = ("sea ice", "ice", "open water", "Sentinel-1", "Sentinel-2", "SAR", "radar", "HV",
+            "mask", "calibration")
+    ADVANCED = ("S1_MEDIAN_SIZE", "FILL_HOLES")
     HELP = (
         "Sea-ice / open-water masks from Sentinel-1 HV backscatter and Sentinel-2 green (B03), "
         "following the MET Norway 'Aligning Sentinel 1 and 2' recipe, done right.\n\n"
@@ -73,7 +77,7 @@ class SeaIce(S1S2Algorithm):
             optional=True, fileFilter=self.tr("Sentinel-1 products (*.zip *.ZIP manifest.safe "
                                               "*.nc);;All files (*)")))
         self.addParameter(QgsProcessingParameterEnum(
-            self.S1_UNITS, self.tr("S1 units"), options=[self.tr(t) for _, t in self.UNITS],
+            self.S1_UNITS, self.tr("Sentinel-1 units"), options=[self.tr(t) for _, t in self.UNITS],
             defaultValue=0))
         self.add_band_input(self.S2_GREEN, self.S2_GREEN_BAND, "S2 green (B03, DN)")
         self.addParameter(QgsProcessingParameterNumber(

@@ -33,6 +33,10 @@ class StackStatistics(S1S2Algorithm):
     DISPLAY_NAME = "Stack statistics (temporal median, std, ...)"
     GROUP = "Time series"
     GROUP_ID = "timeseries"
+    ICON = "time_series"
+    TAGS = ("time series", "temporal", "multitemporal", "median", "statistics", "stack",
+            "Sentinel-1", "SAR")
+    ADVANCED = ("MIN_VALID",)
     HELP = (
         "Per-pixel statistics over a stack of rasters on one grid (e.g. the dates of a "
         "Sentinel-1 time series), as the temporal median / standard deviation of the Earth "

@@ -11,7 +11,6 @@ from ..core.indices import (
 )
 from ..core.styles import RATIO_DB_RAMP, RATIO_LINEAR_RAMP, RATIO_OF_DB_RAMP
 from .base import S1S2Algorithm
-from .rvi4s1 import UNITS
 
 MODES = [(RATIO_DB, "Ratio in dB (VV_dB - VH_dB)", RATIO_DB_RAMP),
          (RATIO_LINEAR, "Linear ratio (VV / VH)", RATIO_LINEAR_RAMP),
@@ -47,6 +46,10 @@ class VvVhRatio(S1S2Algorithm):
     DISPLAY_NAME = "VV/VH polarisation ratio"
     GROUP = "Sentinel-1"
     GROUP_ID = "sentinel1"
+    ICON = "indices"
+    TAGS = ("SAR", "radar", "Sentinel-1", "backscatter", "sigma0", "ratio", "polarisation",
+            "cross-pol", "index")
+    ADVANCED = ("MIN_ANGLE", "MAX_ANGLE")
     HELP = (
         "Ratio of the VV and VH backscatter.\n\n"
         "MODE:\n"
@@ -55,8 +58,9 @@ class VvVhRatio(S1S2Algorithm):
         "- Ratio of dB values: VV_dB / VH_dB (e.g. -10 / -16 = 0.625), NoData outside the open "
         "interval (-5, 5). This is the 'VVdVH' band of the Earth Engine 'VV/VH ratios' recipe; "
         "it is not a ratio of powers and is offered only to reproduce that recipe.\n\n"
-        "INPUT_UNITS: linear power (sigma0/gamma0) or dB. Values <= 0 in linear power give "
-        "NoData in the dB modes.\n"
+        "Input units (INPUT_UNITS): linear power (sigma0/gamma0), dB or Auto (detect, the "
+        "default: unit metadata, else negative values mean dB; the log says which). Values <= 0 "
+        "in linear power give NoData in the dB modes.\n"
         "ANGLE (optional): an incidence-angle raster (degrees) on the same grid, e.g. the "
         "'angle' band of an Earth Engine / GRD export; the ratio is kept only where "
         "MIN_ANGLE < angle < MAX_ANGLE (recipe: 30.64 and 45.54 degrees), NoData elsewhere.\n\n"
@@ -66,9 +70,7 @@ class VvVhRatio(S1S2Algorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.add_band_input(self.VV, self.VV_BAND, "VV backscatter")
         self.add_band_input(self.VH, self.VH_BAND, "VH backscatter")
-        self.addParameter(QgsProcessingParameterEnum(
-            self.INPUT_UNITS, self.tr("Input units"), options=[self.tr(t) for _, t in UNITS],
-            defaultValue=0))
+        self.add_units_parameter(self.INPUT_UNITS)
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, self.tr("Ratio"), options=[self.tr(m[1]) for m in MODES], defaultValue=0))
         self.add_band_input(self.ANGLE, self.ANGLE_BAND, "Incidence angle (degrees)",
@@ -80,7 +82,7 @@ class VvVhRatio(S1S2Algorithm):
         vv = self.band_source(parameters, context, self.VV, self.VV_BAND)
         vh = self.band_source(parameters, context, self.VH, self.VH_BAND)
         angle = self.band_source(parameters, context, self.ANGLE, self.ANGLE_BAND)
-        units = UNITS[self.parameterAsEnum(parameters, self.INPUT_UNITS, context)][0]
+        units = self.units(parameters, context, self.INPUT_UNITS, [vv, vh])
         mode, _, style = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
         min_angle = self.parameterAsDouble(parameters, self.MIN_ANGLE, context)
         max_angle = self.parameterAsDouble(parameters, self.MAX_ANGLE, context)

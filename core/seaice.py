@@ -451,7 +451,7 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
             s1 = BandSource(s1_path, s1_band, "S1")
             input_db = is_db_raster(s1) if s1_input_db is None else bool(s1_input_db)
             if s1_input_db is False:  # forced linear: dB would all become NoData silently
-                require_linear(s1, "set S1_UNITS to dB or to Detect")
+                require_linear(s1, "choose dB or Auto (detect) in Sentinel-1 units (S1_UNITS)")
         s1_grid, input_db = _s1_on_grid(s1, grid, input_db, workdir)
         meta = {"s1": s1_path, "s2": s2_green.path}
         s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8",

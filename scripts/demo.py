@@ -125,7 +125,6 @@ def backscatter_in_db(demo):
 
 FUSION_S2 = os.path.join(DATA, "bigearthnet", "S2B_MSIL2A_20170924T93020_69_24")
 FUSION_S1 = os.path.join(DATA, "bigearthnet", "S1A_IW_GRDH_1SDV_20170925T043256_35VPK_69_24")
-FUSION_MODEL = os.path.join(ROOT, "models", "s1s2_fusion_chain.model3")
 
 
 def _fusion_band(folder, band):
@@ -134,7 +133,7 @@ def _fusion_band(folder, band):
 
 def _synthetic_scl_20m(path, like):
     """A SYNTHETIC 20 m SCL for a BigEarthNet patch (BigEarthNet has no SCL): vegetation (4)
-    with blocks of cloud (9, 8, 10) and a cloud shadow (3, not a recipe cloud class)."""
+    with blocks of cloud (9, 8, 10) and a cloud shadow (3)."""
     ref = gdal.Open(like)
     x0, px, _, y0, _, py = ref.GetGeoTransform()
     scl = np.full((ref.RasterYSize // 2, ref.RasterXSize // 2), 4, np.uint8)
@@ -163,11 +162,12 @@ def ndvi_fusion(demo):
               "classes 9/8/10 as cloud, one of class 3 shadow; fusion_synthetic_scl_20m.tif)")
     fused = demo.path("fusion_ndvi_fused.tif")
     source = demo.path("fusion_ndvi_source.tif")
-    demo.run(FUSION_MODEL, red=red, nir=nir, scl=scl, vv=vv, vh=vh, s1_units=1,
-             cloud_classes="7,8,9,10", cloud_buffer=0,
-             **{"fusendvi:fused_ndvi": fused, "fusendvi:ndvi_source": source})
+    # The shipped model by its provider id, units and cloud classes left to their defaults
+    # (Auto detects the dB; 3,8,9,10 as everywhere).
+    demo.run("s1s2:fusionchain", RED=red, NIR=nir, SCL=scl, VV=vv, VH=vh,
+             **{"fusendvi:FUSED_NDVI": fused, "fusendvi:NDVI_SOURCE": source})
     gap = demo.run("s1s2:ndvi", RED=red, RED_BAND=1, NIR=nir, NIR_BAND=1, SCL=scl, SCL_BAND=1,
-                   CLOUD_CLASSES="7,8,9,10", OUTPUT=demo.path("fusion_s2_ndvi_cloud_gap.tif"))
+                   OUTPUT=demo.path("fusion_s2_ndvi_cloud_gap.tif"))
     recipe = demo.run("s1s2:fusendvi", RED=red, RED_BAND=1, NIR=nir, NIR_BAND=1, SCL=scl,
                       SCL_BAND=1, VV=vv, VV_BAND=1, VH=vh, VH_BAND=1, S1_UNITS=1,
                       SPECKLE_FILTER=0, MODEL=1, OUTPUT=demo.path("fusion_ndvi_recipe.tif"),

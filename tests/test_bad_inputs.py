@@ -675,7 +675,7 @@ def test_calibrate_cancel(s1s2_provider, safe_product, tmp_path, previous):
 # -- through qgis_process: the message reaches the user, no traceback ------------------------
 QGIS_PROCESS_CASES = [("rvi4s1", "band", "VH_BAND"), ("ndvi", "output=input", "also an input"),
                       ("anglemask", "grid", "ANGLE is not on the grid"),
-                      ("vvvhratio", "units", "set INPUT_UNITS to dB")]
+                      ("vvvhratio", "units", "Input units (INPUT_UNITS): VV holds dB values")]
 
 
 @pytest.mark.parametrize("name,kind,expected", QGIS_PROCESS_CASES,
@@ -763,6 +763,8 @@ def test_db_input_read_as_linear_is_a_clear_error(s1s2_provider, tmp_path, name,
     case = CASES[name]
     overrides = {p: (10 * np.log10(case.rasters[p][0])).astype(np.float32) for p in params}
     built, _ = case.build(str(tmp_path), overrides)
+    if units != "DIRECTION":  # linear power chosen explicitly (the default, Auto, detects dB)
+        built[units] = 0
     expect_error(case.alg, built, match=units)
     assert not os.path.exists(built[case.outputs[0]])
     # a linear band with a few negatives (thermal-noise removal) is still linear
@@ -770,6 +772,8 @@ def test_db_input_read_as_linear_is_a_clear_error(s1s2_provider, tmp_path, name,
     linear_noisy[:3] = -0.001
     (tmp_path / "noisy").mkdir()
     built, _ = case.build(str(tmp_path / "noisy"), {params[0]: linear_noisy})
+    if units != "DIRECTION":
+        built[units] = 0
     run(case.alg, built)
     if name in ("dbconvert", "rvi4s1", "vvvhratio"):
         assert np.isnan(read(built[case.outputs[0]])[:3]).all()

@@ -30,7 +30,7 @@ def test_algorithm_declares_the_issue_parameters_and_outputs(s1s2_provider):
                      "VH", "VH_BAND", "S1_UNITS", "BOA_ADD_OFFSET", "NEGATIVE_REFLECTANCE",
                      "CLOUD_CLASSES", "CLOUD_BUFFER", "SPECKLE_FILTER", "MODEL", "COEFFICIENTS",
                      "REFERENCE_NDVI", "OUTPUT", "OUTPUT_SOURCE", "OUTPUT_UNCERTAINTY"]
-    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "7,8,9,10"
+    assert alg.parameterDefinition("CLOUD_CLASSES").defaultValue() == "3,8,9,10"  # as ndvi
     assert alg.parameterDefinition("MODEL").defaultValue() == 3            # regression kriging
     assert alg.parameterDefinition("SPECKLE_FILTER").defaultValue() == 0   # no gain for it
     assert alg.MODELS[3][0] == "kriging" and alg.MODELS[0][0] == "local"   # old numbers kept
