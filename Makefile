@@ -5,7 +5,7 @@ VENV := $(ROOT)/.venv
 PYTHON := $(VENV)/bin/python
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup test test-matrix demo package clean benchmark
+.PHONY: setup test test-matrix demo screenshots package clean benchmark
 
 setup: $(VENV)/.ready
 
@@ -21,6 +21,10 @@ test-matrix:
 
 demo: setup
 	$(PYTHON) scripts/demo.py --output demo-output
+
+# The README pictures (docs/img/), drawn by QGIS from the demo's results.
+screenshots: demo
+	$(PYTHON) scripts/screenshots.py --demo demo-output --output docs/img
 
 package:
 	bash scripts/package.sh

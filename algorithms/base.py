@@ -224,8 +224,9 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             default_band = 1  # any raster (e.g. the input of a filter): band 1, logged
         self.addParameter(QgsProcessingParameterRasterLayer(
             layer_id, self.tr(description), optional=optional))
+        band_label = f"{description}: band" + (" (not set: by band name)" if names else "")
         self.addParameter(QgsProcessingParameterBand(
-            band_id, self.tr(f"{description}: band"), defaultValue=default_band,
+            band_id, self.tr(band_label), defaultValue=default_band,
             parentLayerParameterName=layer_id, optional=True))
         self._band_names = dict(getattr(self, "_band_names", {}), **{band_id: names})
 

@@ -46,7 +46,7 @@ class Collocate(S1S2Algorithm):
         "GCP-only inputs use a thin plate spline through the GCPs (polynomial below 10 GCPs). "
         "Source NoData is honoured; output float32, NoData NaN; no overlap is an error.\n\n"
         "Source: GDAL warp (gdalwarp), as in the MET Norway 'Aligning Sentinel 1 and 2' "
-        "notebook and the SPEC section 'Collocation S1 -> S2 grid'.")
+        "notebook.")
 
     METHODS = list(RESAMPLING_METHODS)
 

@@ -42,7 +42,7 @@ class CollocateSwath(S1S2Algorithm):
         "VARIABLE: the data variable (empty for a raster with geolocation arrays); "
         "LON_VARIABLE / LAT_VARIABLE: the coordinate variables (default lon, lat).\n\n"
         "Source: MET Norway 'Aligning Sentinel 1 and 2' notebook (pyresample "
-        "resample_nearest, radius of influence 50 m); SPEC section 'Collocation S1 -> S2 grid'.")
+        "resample_nearest, radius of influence 50 m).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterFile(

@@ -30,9 +30,10 @@ def model_id(path):
 class ShippedModel(QgsProcessingModelAlgorithm):
     """One shipped ``.model3``, registered under a short id with its number outputs."""
 
-    def __init__(self, path):
+    def __init__(self, path, group_ids=None):
         super().__init__()
         self.path = path
+        self.group_ids = dict(group_ids or {})
         if not self.fromFile(path):
             raise ValueError(f"{path} is not a readable QGIS model")
         self.title = QgsProcessingModelAlgorithm.displayName(self)
@@ -69,19 +70,26 @@ class ShippedModel(QgsProcessingModelAlgorithm):
     def displayName(self):  # noqa: N802 - QGIS API
         return self.title
 
+    def groupId(self):  # noqa: N802 - QGIS API
+        """The id of the provider's group of that name (models use the name as id), so
+        the model sits in the same toolbox folder as the algorithms of its group."""
+        group = self.group()
+        return self.group_ids.get(group, group)
+
     def icon(self):
         return QIcon(icon_path("fusion"))
 
     def createInstance(self):  # noqa: N802
-        return ShippedModel(self.path)
+        return ShippedModel(self.path, self.group_ids)
 
 
-def shipped_models():
-    """ShippedModel instances of every readable models/*.model3 (sorted by file name)."""
+def shipped_models(group_ids=None):
+    """ShippedModel instances of every readable models/*.model3 (sorted by file name);
+    ``group_ids``: {group name: group id} of the provider's algorithms."""
     models = []
     for path in sorted(glob.glob(os.path.join(MODELS_DIR, "*.model3"))):
         try:
-            models.append(ShippedModel(path))
+            models.append(ShippedModel(path, group_ids))
         except ValueError:
             continue
     return models

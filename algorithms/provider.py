@@ -79,7 +79,7 @@ class S1S2Provider(QgsProcessingProvider):
     def load_models(self):
         """The shipped models/*.model3 as algorithms of this provider (s1s2:fusionchain):
         in the toolbox, runnable by id from qgis_process, usable inside other models."""
-        self._models = shipped_models()
+        self._models = shipped_models({a.group(): a.groupId() for a in self.algorithms()})
         for model in self._models:
             self.addAlgorithm(model)
         registry = QgsApplication.processingRegistry()

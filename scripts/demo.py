@@ -180,10 +180,11 @@ def ndvi_fusion(demo):
 
     # The fit as s1s2:fusendvi reported it (also in the fused raster's metadata) ...
     meta = gdal.Open(fused).GetMetadata()
-    demo.note(f"fusion (model chain collocate -> Refined Lee -> fusendvi, local regression): "
+    demo.note(f"fusion (model s1s2:fusionchain: collocate -> Refined Lee -> fusendvi, its "
+              f"default model): "
               f"cloud fraction {float(meta['cloud_fraction']):.3f}, {meta['fit_n']} clear pixels; "
               f"coefficients {meta['coefficients']}")
-    demo.note(f"fusion hold-out (32 x 32 px checkerboard of clear pixels): RMSE "
+    demo.note(f"fusion hold-out (checkerboard of clear-pixel cells): RMSE "
               f"{float(meta['fit_rmse']):.3f}, R2 {float(meta['fit_r2']):.2f}, clear-pixel mean "
               f"baseline RMSE {float(meta['baseline_rmse']):.3f}; recipe formula on the same "
               f"hold-out: RMSE {recipe['FIT_RMSE']:.3f}")

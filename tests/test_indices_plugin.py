@@ -61,9 +61,11 @@ def test_ndvi_processing_run_offset_unset_vs_set_and_style(s1s2_provider, tmp_pa
     message, ok = layer.loadDefaultStyle()
     assert ok, message
     items = layer.renderer().shader().rasterShaderFunction().colorRampItemList()
-    assert len(items) == 11
-    assert (items[0].value, items[0].color.name()) == (0.0, "#a50026")
-    assert (items[-1].value, items[-1].color.name()) == (1.0, "#006837")
+    colours = {round(item.value, 4): item.color.name() for item in items}
+    # The recipe's 11 stops 0..1 are kept; negatives and values outside [-1, 1] are added.
+    assert (colours[0.0], colours[1.0]) == ("#a50026", "#006837")
+    assert len([v for v in colours if 0 <= v <= 1]) == 11
+    assert colours[-1.0] == "#08306b" and colours[1.5] == "#ff00ff"
 
 
 def test_ndvi_bad_cloud_classes_is_a_clear_error(s1s2_provider, tmp_path):
