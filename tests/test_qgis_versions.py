@@ -1,6 +1,7 @@
 """Code stays loadable on QGIS 3.22 through 4.x (Qt6): a scan of the plugin, scripts, tests and
-benchmarks for enum spellings that only some releases accept, plus the metadata that lets the
-plugin installer offer the plugin on QGIS 4. No QGIS needed."""
+benchmarks for enum spellings that only some releases accept (QGIS and Qt enums), exec_() and
+PyQt5 imports, plus the metadata that lets the plugin installer offer the plugin on QGIS 4.
+No QGIS needed."""
 import ast
 import configparser
 import os
@@ -18,6 +19,9 @@ ENUM_TYPES = {"Type", "Flag", "Flags", "SourceType", "Behavior", "Source", "Mode
 UNSCOPED_MEMBER = re.compile(r"^(Flag[A-Z]\w*|Type[A-Z]\w*|ChildOutput|ModelParameter|StaticValue|"
                              r"ModelOutput|ExpressionText)$")
 FORBIDDEN_CALLS = {"exec_"}
+# Classes whose enum values must be reached through their enum type on Qt6 (Qt.AlignCenter ->
+# Qt.AlignmentFlag.AlignCenter, QImage.Format_ARGB32 -> QImage.Format.Format_ARGB32).
+QT_OR_QGIS_CLASS = re.compile(r"^(Qgs\w*|Qgis|Qt|Q[A-Z]\w*)$")
 
 
 def unscoped_enums(source, filename="<snippet>"):
@@ -32,7 +36,7 @@ def unscoped_enums(source, filename="<snippet>"):
             owner_name = owner.id if isinstance(owner, ast.Name) else \
                 owner.attr if isinstance(owner, ast.Attribute) else ""
             spelling = f"{owner_name}.{node.attr}"
-            direct_leaf = (isinstance(owner, ast.Name) and re.match(r"^Qgs|^Qgis$", owner.id)
+            direct_leaf = (isinstance(owner, ast.Name) and QT_OR_QGIS_CLASS.match(owner.id)
                            and node.attr[:1].isupper() and not node.attr.isupper()
                            and node.attr not in ENUM_TYPES and id(node) not in inner)
             in_qgis_enum = isinstance(owner, ast.Attribute) and \
@@ -69,6 +73,11 @@ def python_files():
     ("if s.source() == s.ChildOutput:\n    pass", [(1, "s.ChildOutput")]),
     ("feedback.pushMessage('x', Qgis.Critical)", [(1, "Qgis.Critical")]),
     ("dialog.exec_()", [(1, "dialog.exec_")]),
+    ("label.setAlignment(Qt.AlignCenter)", [(1, "Qt.AlignCenter")]),
+    ("image = QImage(4, 4, QImage.Format_ARGB32)", [(1, "QImage.Format_ARGB32")]),
+    ("label.setAlignment(Qt.AlignmentFlag.AlignCenter)", []),
+    ("image = QImage(4, 4, QImage.Format.Format_ARGB32)", []),
+    ("text = QCoreApplication.translate('S1S2', 'x')", []),
     ("from PyQt5.QtCore import QVariant", [(1, "PyQt5.QtCore")]),
     ("import PyQt5", [(1, "PyQt5")]),
     # the spellings that work from 3.22 to 4.x pass
