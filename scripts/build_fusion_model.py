@@ -43,7 +43,7 @@ INPUTS = [(name, name) for name in ("RED", "NIR", "SCL", "VV", "VH", "S1_UNITS",
 # Model outputs of the fusendvi step: (model output, fusendvi output, description).
 # The uncertainty is written only when a file is given (optional in s1s2:fusendvi).
 OUTPUTS = [("FUSED_NDVI", "OUTPUT", "Fused NDVI"),
-           ("NDVI_SOURCE", "OUTPUT_SOURCE", "NDVI source (1 Sentinel-2, 2 Sentinel-1, 0 none)"),
+           ("NDVI_SOURCE", "OUTPUT_SOURCE", "NDVI source (1 Sentinel-2, 2 filled, 0 none)"),
            ("NDVI_UNCERTAINTY", "OUTPUT_UNCERTAINTY", "Fused NDVI uncertainty"),
            ("FIT_RMSE", "FIT_RMSE", "Fit RMSE on the spatial hold-out (NDVI)"),
            ("BASELINE_RMSE", "BASELINE_RMSE",
@@ -87,7 +87,9 @@ def build_model():
     def add_input(name, fusendvi_name, y):
         source = fusendvi.parameterDefinition(fusendvi_name)
         if source.type() == QgsProcessingParameterRasterLayer.typeName():
-            definition = QgsProcessingParameterRasterLayer(name, source.description())
+            # Required here: the chain collocates VV and VH (no temporal mode).
+            description = source.description().split(" (optional")[0]
+            definition = QgsProcessingParameterRasterLayer(name, description)
         else:
             definition = source.clone()
             definition.setName(name)

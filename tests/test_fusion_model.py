@@ -115,6 +115,14 @@ def test_model_is_an_algorithm_of_the_provider_with_ordered_inputs(s1s2_provider
 
 
 def test_model_runs_through_qgis_process(qgis_process, tmp_path):
+    # qgis_process knows it by id, with its inputs in order and the fit numbers as outputs.
+    help_text = qgis_process.command("help", "s1s2:fusionchain").stdout
+    inputs = ["RED", "NIR", "SCL", "VV", "VH", "S1_UNITS", "CLOUD_CLASSES", "CLOUD_BUFFER",
+              "MODEL"]
+    positions = [help_text.index(f"\n{name}: ") for name in inputs]
+    assert positions == sorted(positions)
+    for name in ("FIT_RMSE", "BASELINE_RMSE", "FIT_R2", "CLOUD_FRACTION"):
+        assert f"fusendvi:{name}: <outputNumber>" in help_text
     paths, scl = synthetic_scene(tmp_path, s1_nodata_block=False)
     # S1 in dB on another grid (one column wider, 10 m further west): collocated by the chain.
     for band in ("vv", "vh"):
