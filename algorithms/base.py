@@ -242,6 +242,15 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
     def add_raster_output(self, output_id, description):
         self.addParameter(QgsProcessingParameterRasterDestination(output_id, self.tr(description)))
 
+    def in_users_words(self, message):
+        """A core message that starts with a parameter id ("CLOUD_CLASSES: ...") names the
+        parameter as the dialog shows it, with the id: "SCL classes masked as cloud
+        (CLOUD_CLASSES): ..."."""
+        match = re.match(r"([A-Z][A-Z0-9_]*): ", message)
+        if match and self.parameterDefinition(match.group(1)) is not None:
+            return self.label(match.group(1)) + message[len(match.group(1)):]
+        return message
+
     def label(self, name):
         """A parameter as the dialog shows it, with its id for qgis_process users:
         ``Sentinel-1 units (S1_UNITS)``."""
@@ -257,7 +266,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                     QgsProcessingParameterDefinition.Flag.FlagOptional:
                 return None
             raise QgsProcessingException(self.tr(f"{self.label(layer_id)}: no raster layer given."))
-        check_gdal_layer(layer, layer_id)
+        check_gdal_layer(layer, self.label(layer_id))
         return layer
 
     def band_source(self, parameters, context, layer_id, band_id=None, label=None, **options):
@@ -278,7 +287,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             band, why = self.default_band(layer, path, band_id)
         if band > layer.bandCount():
             raise QgsProcessingException(self.tr(
-                f"{band_id}: band {band} requested but '{layer.name()}' has "
+                f"{self.label(band_id)}: band {band} requested but '{layer.name()}' has "
                 f"{layer.bandCount()} band(s)."))
         description = band_description(path, band)
         named = f" '{description}'" if description else ""
@@ -365,7 +374,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         try:
             return tuple(parse_classes(self.parameterAsString(parameters, name, context)))
         except S1S2Error as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(self.in_users_words(str(exc))) from None
 
     def output_path(self, parameters, context, output_id):
         path = self.parameterAsOutputLayer(parameters, output_id, context)
@@ -402,7 +411,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         except Cancelled as exc:
             raise QgsProcessingException(self.tr(str(exc))) from None
         except S1S2Error as exc:
-            raise QgsProcessingException(self.tr(str(exc))) from None
+            raise QgsProcessingException(self.tr(self.in_users_words(str(exc)))) from None
         except MemoryError:
             raise QgsProcessingException(self.tr(
                 "Out of memory: close other programs or process a smaller extent.")) from None

@@ -181,3 +181,18 @@ def test_every_kind_of_algorithm_logs_a_summary(s1s2_provider, tmp_path, algorit
     _, log = run(algorithm, dict(parameters, OUTPUT=str(tmp_path / "out.tif")))
     assert "Result summary" in log and "output out.tif" in log and "valid " in log
     assert "Auto (detect) found dB" in log
+
+
+# -- messages in the user's words ------------------------------------------------------------
+def test_errors_name_the_field_as_the_dialog_shows_it_with_its_id(s1s2_provider, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException) as error:  # a core message, translated
+        run("s1s2:ndvi", {"RED": S2_CHIP, "NIR": S2_CHIP, "SCL": S2_CHIP, "SCL_BAND": 1,
+                          "CLOUD_CLASSES": "3,cloud", "OUTPUT": str(tmp_path / "n.tif")})
+    assert str(error.value).startswith("SCL classes masked as cloud (CLOUD_CLASSES): 'cloud'")
+    with pytest.raises(QgsProcessingException) as error:
+        run("s1s2:rvi4s1", {"VV": S1_CHIP, "VH": S1_CHIP, "VH_BAND": 3,
+                            "OUTPUT": str(tmp_path / "r.tif")})
+    assert str(error.value).startswith("VH backscatter: band (not set: by band name) "
+                                       "(VH_BAND): band 3 requested")
