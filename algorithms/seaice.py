@@ -11,7 +11,7 @@ from qgis.core import (
 from ..core.calibration import is_netcdf
 from ..core.raster import BandSource
 from ..core.s1annotation import is_safe_product
-from ..core.seaice import sea_ice
+from ..core.seaice import is_db_raster, sea_ice
 from ..core.styles import ICE_PALETTE
 from .base import S1S2Algorithm
 
@@ -121,6 +121,12 @@ class SeaIce(S1S2Algorithm):
         if median % 2 == 0:
             raise QgsProcessingException(self.tr(
                 f"S1_MEDIAN_SIZE must be odd (a centred window), not {median}."))
+        s1_input_db = self.UNITS[self.parameterAsEnum(parameters, self.S1_UNITS, context)][0]
+        if s1_input_db is None and not (is_netcdf(s1_path) or is_safe_product(s1_path)):
+            detected = self.run_core(feedback, _is_db, BandSource(s1_path, s1_band, "S1"))
+            self.note_input(f"{self.label(self.S1_UNITS)}: Auto (detect) found "
+                            f"{'dB' if detected else 'linear power'} in S1 (unit metadata, "
+                            "else the sign of the values)")
         out_s1 = self.output_path(parameters, context, self.OUTPUT_S1_ICE)
         out_s2 = self.output_path(parameters, context, self.OUTPUT_S2_ICE)
         numbers = self.run_core(
@@ -131,7 +137,7 @@ class SeaIce(S1S2Algorithm):
             s1_median_size=median,
             s2_threshold=self.parameterAsDouble(parameters, self.S2_THRESHOLD, context),
             fill_holes=self.parameterAsBoolean(parameters, self.FILL_HOLES, context),
-            s1_input_db=self.UNITS[self.parameterAsEnum(parameters, self.S1_UNITS, context)][0])
+            s1_input_db=s1_input_db)
         for path in (out_s1, out_s2):
             self.style_output(context, path, ICE_PALETTE)
         for name, description in self.NUMBERS:
@@ -140,3 +146,7 @@ class SeaIce(S1S2Algorithm):
         results = {self.OUTPUT_S1_ICE: out_s1, self.OUTPUT_S2_ICE: out_s2}
         results.update({name: numbers.get(name) for name, _ in self.NUMBERS})
         return results
+
+
+def _is_db(source, progress=None, cancel=None):
+    return is_db_raster(source)

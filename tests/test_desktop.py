@@ -1,5 +1,7 @@
 """The plugin as a desktop user meets it: defaults from the data, Auto units, Advanced
 parameters, tags for the toolbox search, the log (bands and units used, result summary)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,17 @@ def test_auto_detects_db_and_logs_it_and_bands_come_from_descriptions(s1s2_provi
     linear = write(str(tmp_path / "lin.tif"), np.full((8, 8), 0.05, np.float32))
     _, log = run("s1s2:refinedlee", {"INPUT": linear, "OUTPUT": str(tmp_path / "f.tif")})
     assert "Auto (detect) found linear power" in log and "band 1 of lin.tif (the only band)" in log
+
+
+def test_sea_ice_logs_the_detected_units(s1s2_provider, tmp_path):
+    from testkit import BIGEARTHNET, patch_band
+
+    s1 = os.path.join(BIGEARTHNET, "S1A_IW_GRDH_1SDV_20180204T043253_35VPK_57_38")
+    s2 = os.path.join(BIGEARTHNET, "S2B_MSIL2A_20180204T94161_57_38")
+    _, log = run("s1s2:seaice", {"S1": patch_band(s1, "VH"), "S2_GREEN": patch_band(s2, "B03"),
+                                 "OUTPUT_S1_ICE": str(tmp_path / "s1.tif"),
+                                 "OUTPUT_S2_ICE": str(tmp_path / "s2.tif")})
+    assert "Sentinel-1 units (S1_UNITS): Auto (detect) found dB in S1" in log
 
 
 def test_explicit_linear_on_db_names_the_field_as_the_dialog_shows_it(s1s2_provider, tmp_path):
