@@ -42,6 +42,20 @@ def summary(rows):
           f"{100 * float(np.median([r['covered'] / r['hidden'] for r in rows])):.1f} %); "
           f"reported FIT_RMSE / true RMSE median "
           f"{float(np.median([r['fit_rmse'] / r['rmse'] for r in real])):.2f}\n")
+    labels = ("<= 30 m", "30-100 m", "100-300 m", "> 300 m")
+    cells = []
+    for name in ("rk", "ols"):
+        row = []
+        for b in range(len(labels)):
+            n = sum(r["by_distance"][name][b][0] for r in real)
+            sse = sum(r["by_distance"][name][b][1] for r in real)
+            row.append(f"{np.sqrt(sse / n):.3f} ({n} px)" if n else "-")
+        cells.append(row)
+    print("| RMSE by distance to the nearest clear pixel (real shapes, pooled) | "
+          + " | ".join(labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
+    print("| regression kriging | " + " | ".join(cells[0]) + " |")
+    print("| local least squares | " + " | ".join(cells[1]) + " |\n")
     print("| patch (S2) | R^2 real (median) | RMSE / mean-fill (median) | R^2 blocks | "
           "OLS R^2 real (median) |")
     print("|---|---|---|---|---|")

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 from osgeo import gdal
+from scipy import ndimage
 
 from s1s2_toolkit.core import BandSource, fusion
 from testkit import DATA_DIR, bigearthnet_pairs, patch_band, read, write
@@ -25,6 +26,7 @@ CLOUD_BLOCKS = (((20, 60), (30, 70), 9), ((75, 110), (5, 45), 8), ((70, 105), (8
 REAL_WINDOWS = os.path.join(DATA_DIR, "openeo", "scl_cloud_windows_120.tif")
 CLOUD_CLASSES = (3, 8, 9, 10)
 Z95 = 1.959963984540054
+DISTANCE_BINS_PX = (3.0, 10.0, 30.0)
 
 
 def synthetic_scl(shape=(120, 120)):
@@ -92,11 +94,18 @@ def case(s2_dir, s1_dir, scl, workdir, label):
     r2, rmse, mean_rmse = scores(fill, truth, cloud, clear)
     ols_r2, ols_rmse, _ = scores(ols, truth, cloud, clear)
     inside = np.abs(fill[cloud] - truth[cloud]) <= Z95 * sigma[cloud]
+    # Squared errors by distance to the nearest clear pixel (10 m pixels: 30, 100, 300 m).
+    bins = np.digitize(ndimage.distance_transform_edt(hidden)[cloud], DISTANCE_BINS_PX,
+                       right=True)
+    by_distance = {name: [(int(np.sum(bins == b)), float(np.sum(e[bins == b] ** 2)))
+                          for b in range(len(DISTANCE_BINS_PX) + 1)]
+                   for name, e in (("rk", fill[cloud] - truth[cloud]),
+                                   ("ols", ols[cloud] - truth[cloud]))}
     return {"patch": os.path.basename(s2_dir), "mask": label, "cover": float(hidden.mean()),
             "r2": r2, "rmse": rmse, "mean_rmse": mean_rmse, "ratio": rmse / mean_rmse,
             "ols_r2": ols_r2, "ols_rmse": ols_rmse, "covered": int(inside.sum()),
             "hidden": int(cloud.sum()), "fit_rmse": result.report.fit_rmse,
-            "fit_r2": result.report.fit_r2}
+            "fit_r2": result.report.fit_r2, "by_distance": by_distance}
 
 
 @lru_cache(maxsize=1)
