@@ -735,7 +735,7 @@ def _fuse_linear(inputs, output_path, source_path, ndvi_options, cloud_classes, 
 def fused_outputs(output_path: str, source_path: str, metadata: Dict[str, str],
                   uncertainty_path: Optional[str] = None) -> List[OutputRaster]:
     """The output rasters of a run (written together by one stream())."""
-    outputs = [OutputRaster(output_path, bands=["ndvi_fused"], metadata=metadata),
+    outputs = [OutputRaster(output_path, bands=["Fused NDVI"], metadata=metadata),
                OutputRaster(source_path, bands=["source (1=S2, 2=filled, 0=nodata)"],
                             dtype="uint8", nodata=SOURCE_NODATA, label="OUTPUT_SOURCE",
                             metadata=dict(metadata, classes="1=Sentinel-2, 2=filled by the "

@@ -227,7 +227,8 @@ def s2_ice_mask_file(green: BandSource, output_path: str, threshold: float = 250
     """S2 ice mask: water = B03 < threshold, holes of the water mask filled (whole-image
     ``binary_fill_holes`` semantics, blockwise), ice = not water; NoData 255."""
     grid = common_grid([green])
-    spec = OutputRaster(output_path, bands=["s2_ice"], dtype="uint8", label=label,
+    spec = OutputRaster(output_path, bands=["Sea ice from S2 (1 ice, 0 open water)"],
+                        dtype="uint8", label=label,
                         metadata=dict(metadata or {}, algorithm="s1s2:seaice",
                                       classes="1 ice, 0 open water, 255 NoData",
                                       rule=f"water where B03 < {threshold:g} DN"
@@ -454,7 +455,8 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
                 require_linear(s1, "choose dB or Auto (detect) in Sentinel-1 units (S1_UNITS)")
         s1_grid, input_db = _s1_on_grid(s1, grid, input_db, workdir)
         meta = {"s1": s1_path, "s2": s2_green.path}
-        s1_spec = OutputRaster(staged[output_s1], bands=["s1_ice"], dtype="uint8",
+        s1_spec = OutputRaster(staged[output_s1], bands=["Sea ice from S1 (1 ice, 0 open water)"],
+                               dtype="uint8",
                                label="OUTPUT_S1_ICE", metadata=dict(
             meta, algorithm="s1s2:seaice", classes="1 ice, 0 open water, 255 NoData",
             rule=f"water where median{s1_median_size}x{s1_median_size}(sigma0) dB < "

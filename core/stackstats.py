@@ -122,7 +122,7 @@ def stack_statistics_file(sources: Sequence[BandSource], outputs: Dict[str, str]
         if name == STD:
             meta["ddof"] = str(ddof)
         if name == COUNT:
-            specs.append(OutputRaster(outputs[name], bands=["valid_count"], dtype="uint16",
+            specs.append(OutputRaster(outputs[name], bands=["Valid dates (count)"], dtype="uint16",
                                       nodata=COUNT_NODATA, metadata=meta, label="OUTPUT_COUNT"))
         else:
             specs.append(OutputRaster(outputs[name], bands=[name], metadata=meta,

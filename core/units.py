@@ -87,9 +87,9 @@ def convert_db_file(source: BandSource, output_path: str, direction: str = LINEA
     if direction == LINEAR_TO_DB:
         require_linear(source, "it is converted already (DIRECTION: dB to linear power "
                                "converts it back)")
-        func, band_name, units = to_db, "backscatter_db", "dB"
+        func, band_name, units = to_db, "Backscatter (dB)", "dB"
     elif direction == DB_TO_LINEAR:
-        func, band_name, units = from_db, "backscatter_linear", "linear power"
+        func, band_name, units = from_db, "Backscatter (linear power)", "linear power"
     else:
         raise S1S2Error(f"Unknown direction {direction!r}: use {LINEAR_TO_DB!r} or {DB_TO_LINEAR!r}.")
     output = OutputRaster(output_path, bands=[band_name], units=units,
