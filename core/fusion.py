@@ -643,12 +643,11 @@ def fuse_ndvi_files(red: BandSource, nir: BandSource, scl: BandSource,
     if model == MODEL_KRIGING:
         from .fusion_passes import fuse_kriging
         return fuse_kriging(inputs, output_path, source_path, uncertainty_path, quantification,
-                            negative_reflectance, cloud_classes, buffer_px, speckle_filter, min_fit_pixels, say,
-                            progress, cancel, stream_options)
+                            negative_reflectance, cloud_classes, buffer_px, speckle_filter,
+                            min_fit_pixels, say, progress, cancel, stream_options)
     return _fuse_linear(inputs, output_path, source_path, (quantification, negative_reflectance),
-                        cloud_classes,
-                        buffer_px, speckle_filter, model, coefficients, holdout_cell,
-                        min_fit_pixels, say, progress, cancel, stream_options)
+                        cloud_classes, buffer_px, speckle_filter, model, coefficients,
+                        holdout_cell, min_fit_pixels, say, progress, cancel, stream_options)
 
 
 def _linear_setup(inputs, model, coefficients, cloud_classes, say):

@@ -70,8 +70,9 @@ def s1_features(vv_db: np.ndarray, vh_db: np.ndarray, out: Optional[np.ndarray] 
                 ) -> np.ndarray:
     """The 20 multi-scale planes, features first (``out`` or a new float64 array of shape
     (20, rows, cols), rows and columns as the padded inputs; only pixels at least
-    ``FEATURE_HALO`` from the block border are exact). Float64 on purpose: box sums of different blocks differ in the last
-    bits, and float32 storage would turn that into 1e-7 steps between blocks."""
+    ``FEATURE_HALO`` from the block border are exact). Float64 on purpose: box sums of
+    different blocks differ in the last bits, and float32 storage would turn that into 1e-7
+    steps between blocks."""
     vv_db = np.asarray(vv_db, dtype=np.float64)
     vh_db = np.asarray(vh_db, dtype=np.float64)
     if out is None:

@@ -32,7 +32,7 @@ sums of small per-block results):
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from . import indices, kriging, speckle
 from . import scl as scl_module
 from .streaming import Window
 from .units import from_db, to_db
-from .variogram import LAGS, Exponential, PairSums, fit_exponential, pair_sums
+from .variogram import Exponential, PairSums, pair_sums
 
 CELLS = (16, 32, 64, 128, 256)
 DEFAULT_CELL = 32
@@ -211,6 +211,22 @@ def raster_coords(window: Window, region: Tuple[slice, slice]):
     rows = window.yoff - window.halo + np.arange(region[0].start, region[0].stop)
     cols = window.xoff - window.halo + np.arange(region[1].start, region[1].stop)
     return rows, cols
+
+
+def pixel_rc(window: Window, shape, mask: np.ndarray) -> np.ndarray:
+    """(n, 2) whole-raster (row, col) of the ``mask`` pixels of a padded block."""
+    r_all, c_all = raster_coords(window, (slice(0, shape[0]), slice(0, shape[1])))
+    return np.column_stack([np.broadcast_to(r_all[:, None], shape)[mask],
+                            np.broadcast_to(c_all[None, :], shape)[mask]])
+
+
+def data_pixels(scene: "Scene", ndvi, clear, stack, window: Window) -> np.ndarray:
+    """The clear pixels the kriging may use: fit-valid and far enough inside the padded
+    block for their features to be exact."""
+    region = inner(window, scene.feature_margin)
+    data = np.zeros(clear.shape, dtype=bool)
+    data[region] = fit_valid(ndvi[region], clear[region], stack[region])
+    return data
 
 
 def holdout_cells(rows: np.ndarray, cols: np.ndarray, cell: int) -> np.ndarray:
@@ -405,8 +421,7 @@ class VariogramBlock:
         if not clear[region].any():
             return PairSums.empty(), Sample.empty(self.k)
         stack = self.scene.features(vv, vh, reference, window)
-        data = np.zeros(clear.shape, dtype=bool)
-        data[region] = fit_valid(ndvi[region], clear[region], stack[region])
+        data = data_pixels(self.scene, ndvi, clear, stack, window)
         residual = np.full(clear.shape, np.nan)
         residual[data] = ndvi[data] - predict(stack[data], self.fit.beta)
         sums = pair_sums(residual, window.core)
@@ -420,10 +435,8 @@ class VariogramBlock:
         if not target.any():
             return sums, Sample.empty(self.k)
         residual_train = ndvi[train] - predict(stack[train], self.fit.beta_train)
-        data_rc = np.column_stack([np.broadcast_to(r_all[:, None], clear.shape)[train],
-                                   np.broadcast_to(c_all[None, :], clear.shape)[train]])
-        t_rc = np.column_stack([np.broadcast_to(r_all[:, None], clear.shape)[target],
-                                np.broadcast_to(c_all[None, :], clear.shape)[target]])
+        data_rc = pixel_rc(window, clear.shape, train)
+        t_rc = pixel_rc(window, clear.shape, target)
         index, _ = kriging.nearest(data_rc, t_rc, self.k, self.radius)
         present = index >= 0
         safe = np.where(present, index, 0)
@@ -536,10 +549,8 @@ class FillBlock:
         """Fill values and variances (float64, NaN where nothing fills) of ``targets``
         (core pixels, row-major)."""
         fit = self.fit
-        region = inner(window, self.scene.feature_margin)
         stack = self.scene.features(vv, vh, reference, window)
-        data = np.zeros(clear.shape, dtype=bool)
-        data[region] = fit_valid(ndvi[region], clear[region], stack[region])
+        data = data_pixels(self.scene, ndvi, clear, stack, window)
         data_stack = stack[data]
         residual = ndvi[data] - predict(data_stack, fit.beta)
         del data_stack
@@ -551,11 +562,8 @@ class FillBlock:
         trend = np.where(has_features, predict(t_stack, fit.beta), fit.clear_mean)
         trend_var = np.where(has_features, parameter_variance(t_stack, fit),
                              max(fit.clear_var - self.model.sill, 0.0))
-        r_all, c_all = raster_coords(window, (slice(0, clear.shape[0]), slice(0, clear.shape[1])))
-        grid_r = np.broadcast_to(r_all[:, None], clear.shape)
-        grid_c = np.broadcast_to(c_all[None, :], clear.shape)
-        data_rc = np.column_stack([grid_r[data], grid_c[data]])
-        t_rc = np.column_stack([grid_r[targets], grid_c[targets]])
+        data_rc = pixel_rc(window, clear.shape, data)
+        t_rc = pixel_rc(window, clear.shape, targets)
         estimate = np.zeros(len(t_rc))
         variance = np.zeros(len(t_rc))
         no_neighbour = np.zeros(len(t_rc), dtype=bool)

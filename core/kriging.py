@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 NEIGHBOURS = 16
 SEARCH_RADIUS = 64
 _EXTRA = 4           # candidates beyond k fetched to sort out ties
-_CHUNK = 8192        # targets per batched solve (8192 x 16 x 16 float64 = 16 MB)
+_CHUNK = 2048        # targets per batched solve (2048 x 16 x 16 float64 = 4 MB: cache-sized)
 _FAR = 1 << 24       # offset of absent neighbours: beyond any covariance table
 
 

@@ -84,7 +84,8 @@ def temporal():
     print(f"\ntemporal (eo-learn, no S1, {len(rows)} cases): median R^2 "
           f"{median(rows, 'r2'):.2f}, RMSE {median(rows, 'rmse'):.3f} vs mean fill "
           f"{median(rows, 'mean_rmse'):.3f}; reference as is R^2 {median(rows, 'as_is_r2'):.2f}; "
-          f"coverage {100 * sum(r['covered'] for r in rows) / sum(r['hidden'] for r in rows):.1f} %")
+          f"coverage {100 * sum(r['covered'] for r in rows) / sum(r['hidden'] for r in rows):.1f}"
+          " %")
 
 
 def main():

@@ -1,7 +1,5 @@
 """Regression kriging (the default fusion model): features, neighbours, kriging, variogram,
 ridge and the block independence of the fill, each against an independent computation."""
-import math
-
 import numpy as np
 import pytest
 
