@@ -88,7 +88,7 @@ def panel(title, image, legend=(), width=None):
 
     width = width or image.width()
     line = 18
-    columns = 1 if any(len(label) > 26 for label, _ in legend) else 2
+    columns = 1 if any(len(label) > 20 for label, _ in legend) else 2
     rows = (len(legend) + columns - 1) // columns
     out = QImage(width, 26 + image.height() + 8 + rows * line + 6, QImage.Format.Format_ARGB32)
     out.fill(QColor("#ffffff"))
@@ -249,12 +249,14 @@ def result_pictures(demo, out):
     fused = styled_layer(demo_file("fusion_ndvi_fused.tif"))
     source = styled_layer(demo_file("fusion_ndvi_source.tif"))
     fused_under = styled_layer(demo_file("fusion_ndvi_fused.tif"))
+    uncertainty = styled_layer(demo_file("fusion_ndvi_uncertainty.tif"))
     save(side_by_side([
         map_panel("S2 NDVI, clouds masked", [gap], 300, legend_filter=_key_ndvi_entries),
         map_panel("Fused NDVI (filled from S1)", [fused], 300,
                   legend_filter=_key_ndvi_entries),
         map_panel("Fused NDVI + NDVI source", [source, fused_under], 300,
                   legend_layer=source),
+        map_panel("Standard error of the fill", [uncertainty], 300),
     ]), "fusion_ndvi.png")
 
     # Refined Lee before / after (the input chip styled with the dB ramp of the output).
