@@ -213,6 +213,14 @@ def raster_coords(window: Window, region: Tuple[slice, slice]):
     return rows, cols
 
 
+def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` that also works on an empty ``values`` (a block without kriging data:
+    every index is a placeholder 0 of an absent neighbour; zeros are returned)."""
+    if len(values):
+        return values[index]
+    return np.zeros(index.shape + values.shape[1:], dtype=values.dtype)
+
+
 def pixel_rc(window: Window, shape, mask: np.ndarray) -> np.ndarray:
     """(n, 2) whole-raster (row, col) of the ``mask`` pixels of a padded block."""
     r_all, c_all = raster_coords(window, (slice(0, shape[0]), slice(0, shape[1])))
@@ -440,10 +448,10 @@ class VariogramBlock:
         index, _ = kriging.nearest(data_rc, t_rc, self.k, self.radius)
         present = index >= 0
         safe = np.where(present, index, 0)
-        offsets = (data_rc[safe] - t_rc[:, None, :]).astype(np.int32)
+        offsets = (_at(data_rc, safe) - t_rc[:, None, :]).astype(np.int32)
         regression = predict(stack[target], self.fit.beta_train)
         return sums, Sample(ndvi[target], regression, offsets,
-                            np.where(present, residual_train[safe], 0.0), present)
+                            np.where(present, _at(residual_train, safe), 0.0), present)
 
 
 @dataclass
@@ -572,12 +580,12 @@ class FillBlock:
             part = slice(start, start + _TARGET_CHUNK)
             index, _ = kriging.nearest(data_rc, t_rc[part], self.k, self.radius, tree)
             safe = np.maximum(index, 0)
-            values = np.where(has_features[part, None], residual[safe], anomaly[safe])
+            values = np.where(has_features[part, None], _at(residual, safe), _at(anomaly, safe))
             # simple_kriging reads values[index]: one value per (target, slot).
             n, k = index.shape
             slot = np.where(index >= 0, np.arange(n * k).reshape(n, k), -1)
             estimate[part], variance[part] = kriging.simple_kriging(
-                data_rc[safe].reshape(n * k, 2), values.reshape(n * k), t_rc[part],
+                _at(data_rc, safe).reshape(n * k, 2), values.reshape(n * k), t_rc[part],
                 self.model.covariance, slot)
             no_neighbour[part] = index[:, 0] < 0
         fill = np.clip(trend + estimate, -1.0, 1.0)

@@ -281,6 +281,29 @@ def test_s1_nodata_without_clear_neighbour_is_nodata(tmp_path):
     assert result.unfilled == 64
 
 
+def test_blocks_without_any_clear_pixel_in_reach(tmp_path):
+    """A wide scene, clear only at its left edge, cut into blocks of 42 px cores (halo 79 px):
+    most blocks hold targets but no kriging data, in the hold-out sample and in the fill."""
+    paths, scl = synthetic_scene(tmp_path, s1_nodata_block=False)
+    wide = {}
+    for key in ("red", "nir", "vv", "vh"):
+        values = read(paths[key])
+        dtype = np.uint16 if key in ("red", "nir") else np.float32
+        wide[key] = write(str(tmp_path / f"wide_{key}.tif"), np.tile(values, 3).astype(dtype),
+                          GT, 32633)
+    cloud = np.full((scl.shape[0], 3 * scl.shape[1]), 9, np.uint8)
+    cloud[:, :40] = 4                # training cell (hold-out cells of 128 px) ...
+    cloud[:, 140:180] = 4            # ... and a withheld one, 100 px away
+    wide["scl"] = write(str(tmp_path / "wide_scl.tif"), cloud, GT, 32633)
+    whole, fused, source, _ = run_rk(wide, tmp_path, "whole", block_pixels=10 ** 7)
+    parts, fused_b, source_b, _ = run_rk(wide, tmp_path, "parts", block_pixels=200 * 200)
+    np.testing.assert_array_equal(source_b, source)
+    np.testing.assert_allclose(fused_b, fused, rtol=0, atol=1e-6)
+    assert parts.report.fit_rmse == pytest.approx(whole.report.fit_rmse, rel=1e-9)
+    assert whole.details.fit.cell == 128 and whole.details.holdout.n > 0
+    assert np.all(source[:, 40:140] == 2) and np.all(source[:, 180:] == 2)
+
+
 def test_no_skill_keeps_the_kriging_and_warns(tmp_path):
     paths, scl = synthetic_scene(tmp_path)
     rng = np.random.default_rng(9)
