@@ -209,3 +209,27 @@ def test_errors_name_the_field_as_the_dialog_shows_it_with_its_id(s1s2_provider,
                             "OUTPUT": str(tmp_path / "r.tif")})
     assert str(error.value).startswith("VH backscatter: band (not set: by band name) "
                                        "(VH_BAND): band 3 requested")
+
+
+def toolbox_search(text):
+    """Algorithm ids the Processing toolbox shows for a search ``text`` (QGIS's own filter)."""
+    from qgis.core import QgsApplication
+    from qgis.gui import QgsProcessingToolboxProxyModel
+
+    proxy = QgsProcessingToolboxProxyModel(None, QgsApplication.processingRegistry())
+    proxy.setFilterString(text)
+    found, stack = set(), [proxy.index(row, 0) for row in range(proxy.rowCount())]
+    while stack:
+        index = stack.pop()
+        algorithm = proxy.toolboxModel().algorithmForIndex(proxy.mapToSource(index))
+        if algorithm is not None:
+            found.add(algorithm.id())
+        stack += [proxy.index(row, 0, index) for row in range(proxy.rowCount(index))]
+    return {a for a in found if a.startswith("s1s2:")}
+
+
+def test_the_toolbox_search_finds_the_algorithms_by_their_tags(s1s2_provider):
+    assert {"s1s2:refinedlee", "s1s2:leefilter", "s1s2:focalmedian"} <= toolbox_search("speckle")
+    assert {"s1s2:calibrate", "s1s2:dbconvert", "s1s2:refinedlee"} <= toolbox_search("sigma0")
+    assert "s1s2:fusionchain" in toolbox_search("fusion")
+    assert toolbox_search("SAR") >= {"s1s2:calibrate", "s1s2:rvi4s1", "s1s2:seaice"}
