@@ -30,6 +30,7 @@ from osgeo import gdal
 import distributed
 from dask.sizeof import sizeof
 
+from .blas import one_blas_thread
 from .errors import Cancelled, S1S2Error
 
 CONNECT_TIMEOUT_S = 5      # an unreachable scheduler is an error after this long, not a hang
@@ -157,26 +158,29 @@ class DaskEngine:
         consume(window, result)
 
     def _wait(self, future, cancel):
-        """The future's result; cancel, a lost scheduler and dead workers become S1S2Errors."""
+        """The future's result; cancel, a lost scheduler and dead workers become S1S2Errors.
+
+        Waits on a done-callback event, not ``result(timeout=...)``: a result timeout that
+        races the task's completion can break distributed's sync() under load.
+        """
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
         lost_since = None
-        while True:
+        while not done.wait(POLL_S):
             _check_cancel(cancel)
-            try:
-                return future.result(timeout=POLL_S)
-            except TimeoutError:
-                pass
-            except CancelledError:  # distributed cancels every future when the scheduler is lost
-                raise self._lost() from None
-            except distributed.KilledWorker as exc:
-                raise S1S2Error(f"A block task killed its Dask worker(s) repeatedly ({exc}); "
-                                "nothing was written. Check the workers' memory and logs.") \
-                    from None
             if self.client.status != "running":
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > LOST_SCHEDULER_S:
                     raise self._lost()
             else:
                 lost_since = None
+        try:
+            return future.result()
+        except CancelledError:  # distributed cancels every future when the scheduler is lost
+            raise self._lost() from None
+        except distributed.KilledWorker as exc:
+            raise S1S2Error(f"A block task killed its Dask worker(s) repeatedly ({exc}); "
+                            "nothing was written. Check the workers' memory and logs.") from None
 
     def _lost(self) -> S1S2Error:
         return S1S2Error(f"Lost the connection to the Dask scheduler at {self.address} during "
@@ -228,7 +232,8 @@ def _read_and_call(token: str, sources: list, dtype: str, shared: tuple, window)
     """A block task: open (once per pass and thread) the inputs, read ``window``, call."""
     call, vsimem = shared
     reader = _worker_reader(token, sources, dtype, vsimem)
-    return call(reader.read(window), window)
+    with one_blas_thread():  # as the local engine: pixels independent of BLAS threading
+        return call(reader.read(window), window)
 
 
 def _worker_reader(token, sources, dtype, vsimem):

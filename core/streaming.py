@@ -26,6 +26,7 @@ import numpy as np
 from osgeo import gdal
 
 from . import engine as engines
+from .blas import one_blas_thread
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, nodata_values, open_band
 from .writer import OutputRaster, OutputSet, check_output_path
@@ -195,7 +196,7 @@ def _map_blocks(reader: BlockReader, windows: Sequence[Window], call: Callable,
             engine.map_blocks(reader.sources, reader.dtype, windows, call, consume, progress,
                               cancel)
         return
-    with _CappedGdalCache():
+    with _CappedGdalCache(), one_blas_thread():
         _map_blocks_uncapped(reader, windows, call, consume, threads, progress, cancel)
 
 
