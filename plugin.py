@@ -1,4 +1,6 @@
 """The QGIS plugin: registers the S1S2 Processing provider, nothing else."""
+import sys
+
 from qgis.core import QgsApplication
 
 from .algorithms.provider import S1S2Provider
@@ -21,3 +23,6 @@ class S1S2Plugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        dask_engine = sys.modules.get(__package__ + ".core.dask_engine")
+        if dask_engine is not None:  # loaded only when a scheduler was used
+            dask_engine.disconnect_all()

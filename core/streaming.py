@@ -9,7 +9,9 @@ A pure function of numpy arrays is applied to aligned inputs block by block:
 * the block size comes from a memory budget, never from the raster size, so a
   25 000 x 17 000 scene runs in bounded memory;
 * blocks are computed by a small thread pool (numpy/scipy release the GIL) and
-  written in order, so results equal a single-threaded run;
+  written in order, so results equal a single-threaded run; or, with the Dask
+  engine (:mod:`.engine`, :mod:`.dask_engine`), by block tasks on a cluster that
+  read their own windows, written here in the same order (the same file);
 * progress (0..100) and cancel are plain callables checked between blocks;
   outputs are written to temporary files and renamed only on success.
 

@@ -135,7 +135,7 @@ def seaice_s1_on_another_grid(folder, paths):
 def calibrate_safe_product(folder, paths):
     from s1s2_toolkit.core.calibration import calibrate
     from test_calibration_product import build_product
-    safe = build_product(str(folder / "p"), scale=10, polarisations=("VH",))
+    safe = build_product(str(folder / "p"), scale=40, polarisations=("VH",))
     return [calibrate(safe, "VH", str(folder / "sigma0.tif"), output_db=True)], {}
 
 
