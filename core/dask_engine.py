@@ -17,6 +17,7 @@ Inputs must be reachable from the workers under the same names (local files on
 one machine, a shared file system, ``/vsicurl/`` or ``/vsis3/``); small
 in-memory VRTs (``/vsimem/s1s2*``) are shipped with the pass.
 """
+import contextlib
 import threading
 import time
 import uuid
@@ -38,6 +39,9 @@ LOST_SCHEDULER_S = 10      # a run whose scheduler stays unreachable this long f
 POLL_S = 0.1               # how often cancel and the connection are checked while waiting
 WORKER_GDAL_CACHE_MB = 96  # as the local engine: a strip of tiles, not 5 % of RAM
 _VSIMEM_PREFIX = "/vsimem/s1s2"
+# GDAL configuration the core sets around a pass that changes what a read returns
+# (calibration reads MET Norway NetCDF rows as stored): the workers read with the same.
+SHIPPED_CONFIG = ("GDAL_NETCDF_BOTTOMUP",)
 
 _engines: Dict[str, "DaskEngine"] = {}
 _engines_lock = threading.Lock()
@@ -110,7 +114,8 @@ class DaskEngine:
             raise S1S2Error(f"The Dask scheduler at {self.address} has no workers: start "
                             f"some (dask worker {self.address}).")
         token = uuid.uuid4().hex[:12]
-        payload = (call, _vsimem_files(sources))
+        config = {key: gdal.GetConfigOption(key) for key in SHIPPED_CONFIG}
+        payload = (call, _vsimem_files(sources), config)
         try:
             shared = self.client.scatter(payload, broadcast=True, hash=False)
         except Exception as exc:  # noqa: BLE001 - pickling errors come in many types
@@ -230,10 +235,25 @@ _MAX_READERS = 16
 
 def _read_and_call(token: str, sources: list, dtype: str, shared: tuple, window):
     """A block task: open (once per pass and thread) the inputs, read ``window``, call."""
-    call, vsimem = shared
-    reader = _worker_reader(token, sources, dtype, vsimem)
+    call, vsimem, config = shared
+    with _thread_config(config):
+        reader = _worker_reader(token, sources, dtype, vsimem)
+        arrays = reader.read(window)
     with one_blas_thread():  # as the local engine: pixels independent of BLAS threading
-        return call(reader.read(window), window)
+        return call(arrays, window)
+
+
+@contextlib.contextmanager
+def _thread_config(config: dict):
+    """The client's GDAL configuration of the pass, for this worker thread only."""
+    previous = {key: gdal.GetThreadLocalConfigOption(key, None) for key in config}
+    for key, value in config.items():
+        gdal.SetThreadLocalConfigOption(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            gdal.SetThreadLocalConfigOption(key, value)
 
 
 def _worker_reader(token, sources, dtype, vsimem):

@@ -140,6 +140,21 @@ def calibrate_safe_product(folder, paths):
 
 
 @case
+def calibrate_met_norway_netcdf(folder, paths):
+    from s1s2_toolkit.core.calibration import calibrate
+    from test_calibration import _write_netcdf
+    rng = np.random.default_rng(7)
+    shape = (90, 110)
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    os.makedirs(folder / "in", exist_ok=True)
+    path = _write_netcdf(str(folder / "in" / "S1A_EW_GRDM_1SDH_test.nc"),
+                         rng.integers(0, 300, shape).astype(np.uint16),
+                         (400.0 + x * 2.0 + y * 0.5).astype(np.float32),
+                         (1500.0 + x * 3.0).astype(np.float32), -70.0 + x * 0.01, 78.0 - y * 0.01)
+    return [calibrate(path, "HV", str(folder / "hv.tif"))], {}
+
+
+@case
 def collocate_bilinear_and_db(folder, paths):
     from s1s2_toolkit.core.collocate import collocate_to_grid
     patch = Grid.of_path(S1_PATCH)
