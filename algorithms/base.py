@@ -7,6 +7,8 @@ sidecar next to the GeoTIFF (QGIS loads it as the default style, also after
 ``qgis_process``) plus a layer post-processor when the result is loaded.
 No QgsProject or iface here: algorithms must run in the modeler and qgis_process.
 """
+import contextlib
+import logging
 import math
 import os
 import re
@@ -34,7 +36,7 @@ from ..core.scl import parse_classes
 from ..core.styles import qml_for
 from ..core.summary import summarise_band
 from ..core.units import holds_db_values
-from ..core.writer import write_sidecar
+from ..core.writer import check_extension, write_sidecar
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 # The provider setting "Dask scheduler address" (ProcessingConfig keeps it under this key).
@@ -380,6 +382,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         path = self.parameterAsOutputLayer(parameters, output_id, context)
         if not path:
             raise QgsProcessingException(self.tr(f"{output_id}: no output file given."))
+        check_output_extension(path, output_id)
         return path
 
     # -- running the core -------------------------------------------------------------
@@ -389,7 +392,8 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         return {"progress": feedback.setProgress, "cancel": feedback.isCanceled}
 
     def run_core(self, feedback, func, *args, **kwargs):
-        """Call a core function with progress/cancel bridged; core errors -> QgsProcessingException.
+        """Call a core function with progress/cancel bridged; core errors -> QgsProcessingException;
+        the core's notes (the ``s1s2`` logger: values treated as NoData...) go to the log.
 
         The core's passes run on the engine chosen by S1S2_DASK_SCHEDULER or the provider
         setting (empty: local); the log says where the run went.
@@ -403,7 +407,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 if engine is not engines.LOCAL:
                     engine.reset_stats()
             passes = engine.stats["passes"] if engine is not engines.LOCAL else 0
-            with engines.use_engine(engine):
+            with engines.use_engine(engine), core_log_to(feedback):
                 result = func(*args, **kwargs)
             if engine is not engines.LOCAL and engine.stats["passes"] > passes:
                 feedback.pushInfo(engine.summary())
@@ -432,6 +436,41 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
             details.setPostProcessor(StylePostProcessor.create(qml_path))
         return qml_path
 
+
+class _FeedbackHandler(logging.Handler):
+    def __init__(self, feedback):
+        super().__init__(logging.INFO)
+        self.feedback = feedback
+
+    def emit(self, record):
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.feedback.pushWarning(message)
+        else:
+            self.feedback.pushInfo(message)
+
+
+@contextlib.contextmanager
+def core_log_to(feedback):
+    """Forward the core's ``s1s2`` log records to a Processing feedback while running."""
+    handler = _FeedbackHandler(feedback)
+    logger = logging.getLogger("s1s2")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def check_output_extension(path, output_id):
+    """QgsProcessingException unless ``path`` is a GeoTIFF name (.tif, .tiff). An existing
+    file is left to the core's check, which first says whether it is one of the inputs."""
+    if os.path.isfile(path):
+        return
+    try:
+        check_extension(path, output_id)
+    except S1S2Error as exc:
+        raise QgsProcessingException(str(exc)) from None
 
 
 def check_whole_number(definition, value):
@@ -474,5 +513,14 @@ def check_gdal_layer(layer, name):
 
 
 def gdal_path(layer_source):
-    """The GDAL dataset name of a QGIS gdal-provider layer source (options after '|' dropped)."""
-    return layer_source.split("|")[0]
+    """The GDAL dataset name of a QGIS gdal-provider layer source (options after '|' dropped).
+
+    A '|' can be part of a file name (``pipe|name.tif``): the longest '|'-joined prefix that
+    exists on disk is the file; otherwise everything before the first '|'.
+    """
+    parts = layer_source.split("|")
+    for end in range(len(parts), 1, -1):
+        candidate = "|".join(parts[:end])
+        if os.path.exists(candidate):
+            return candidate
+    return parts[0]

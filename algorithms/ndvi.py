@@ -65,7 +65,8 @@ class Ndvi(S1S2Algorithm):
         "with nearest neighbour onto the band grid. Pixels whose class is in CLOUD_CLASSES "
         "become NoData, plus every pixel whose centre lies within CLOUD_BUFFER metres "
         "of a masked pixel's centre (rounded to whole 10 m pixels). SCL NoData is not "
-        "treated as cloud. " + CLOUD_CLASSES_HELP + "\n\n"
+        "treated as cloud. " + CLOUD_CLASSES_HELP + " An empty CLOUD_CLASSES masks no class "
+        "(the SCL is then unused; the log says so).\n\n"
         "NEGATIVE_REFLECTANCE: DN + BOA_ADD_OFFSET can be <= 0 (dark water in baseline >= "
         "04.00 products, a wrong offset), which gives NDVI far outside [-1, 1]. 'Mask' "
         "(default) makes such pixels NoData, as Earth Engine's normalizedDifference does; "
@@ -82,8 +83,8 @@ class Ndvi(S1S2Algorithm):
         self.add_band_input(self.NIR, self.NIR_BAND, "Near-infrared band (B08)")
         self.add_band_input(self.SCL, self.SCL_BAND, "Scene classification (SCL)", optional=True)
         self.addParameter(QgsProcessingParameterString(
-            self.CLOUD_CLASSES, self.tr("SCL classes masked as cloud"),
-            defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES)))
+            self.CLOUD_CLASSES, self.tr("SCL classes masked as cloud (empty: none)"),
+            defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
@@ -112,6 +113,9 @@ class Ndvi(S1S2Algorithm):
         output = self.output_path(parameters, context, self.OUTPUT)
         if scl is None and buffer_m > 0:
             feedback.pushInfo("CLOUD_BUFFER is ignored: no SCL given.")
+        if scl is not None and not classes:
+            feedback.pushWarning("CLOUD_CLASSES is empty: no SCL class is masked, the SCL is "
+                                 "not used.")
         if offset is None:
             offset = self.run_core(feedback, _resolved_offset, [red, nir])
             feedback.pushInfo(f"BOA_ADD_OFFSET = {offset:g} (from the product metadata when the "

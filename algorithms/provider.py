@@ -3,6 +3,7 @@ from qgis.core import QgsApplication, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .anglemask import AngleMask
+from ..core.writer import SUPPORTED_EXTENSIONS
 from .base import DASK_SETTING, ICON_PATH
 from .calibrate import Calibrate
 from .collocate import Collocate
@@ -99,8 +100,8 @@ class S1S2Provider(QgsProcessingProvider):
             model.complete()
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
-        # The core writes tiled, compressed GeoTIFF only.
-        return ["tif"]
+        # The core writes tiled, compressed GeoTIFF only (and refuses other names).
+        return list(SUPPORTED_EXTENSIONS)
 
     def defaultRasterFileExtension(self):  # noqa: N802
         return "tif"

@@ -12,7 +12,7 @@ from qgis.core import (
 from ..core.raster import BandSource
 from ..core.stackstats import COUNT, MAX, MEAN, MEDIAN, MIN, STD, count_ramp, grey_ramp
 from ..core.stackstats import stack_statistics_file
-from .base import S1S2Algorithm, check_gdal_layer, gdal_path
+from .base import S1S2Algorithm, check_gdal_layer, check_output_extension, gdal_path
 
 # (statistic, label, output parameter id); the order is the STATISTICS enum order.
 STATISTICS = [(MEDIAN, "Median", "OUTPUT_MEDIAN"),
@@ -99,6 +99,7 @@ class StackStatistics(S1S2Algorithm):
             if not path:  # chosen but no file given (qgis_process): a temporary file
                 path = QgsProcessingUtils.generateTempFilename(f"{output_id.lower()}.tif")
                 feedback.pushInfo(f"{output_id}: no file given, writing {path}")
+            check_output_extension(path, output_id)
             outputs[name] = path
         min_valid = self.parameterAsInt(parameters, self.MIN_VALID, context)
         written = self.run_core(feedback, stack_statistics_file, sources, outputs, min_valid)

@@ -161,11 +161,17 @@ def is_netcdf(path: str) -> bool:
 
 
 def _netcdf_variables(path: str) -> dict:
+    """Variable name -> GDAL name. GDAL lists no subdatasets for a file with a single 2-D
+    variable (it opens that variable directly): then that variable is the one."""
     dataset = open_raster(path, "S1 NetCDF product")
     names = {}
     for key, value in (dataset.GetMetadata("SUBDATASETS") or {}).items():
         if key.endswith("_NAME"):
             names[value.rsplit(":", 1)[-1]] = value
+    if not names and dataset.RasterCount:
+        single = dataset.GetRasterBand(1).GetMetadataItem("NETCDF_VARNAME")
+        if single:
+            names[single] = f'NETCDF:"{_netcdf_file(path)}":{single}'
     return names
 
 

@@ -280,7 +280,7 @@ def _transformer_list(kind: str, options: dict) -> List[str]:
 
 
 def _check_overlap(prepared: _Prepared, grid: Grid, transformer_options: List[str],
-                   label: str) -> None:
+                   label: str, target_label: Optional[str] = None) -> None:
     """S1S2Error when the source footprint misses the target grid (checked before writing).
 
     Source pixels on a dense border and interior lattice are transformed into target
@@ -307,8 +307,11 @@ def _check_overlap(prepared: _Prepared, grid: Grid, transformer_options: List[st
         x1, y1 = out[good].max(axis=0)
         if x1 >= 0 and y1 >= 0 and x0 <= grid.width and y0 <= grid.height:
             return
-    raise S1S2Error(f"{label} does not overlap the target grid: nothing to collocate. "
-                    "Check that INPUT and TARGET cover the same area.")
+    if target_label is None:
+        raise S1S2Error(f"{label} does not overlap the target grid: nothing to collocate. "
+                        f"Check that {label} covers the area of the target grid.")
+    raise S1S2Error(f"{label} does not overlap the grid of {target_label}: nothing to "
+                    f"collocate. Check that {label} and {target_label} cover the same area.")
 
 
 def _source_pixels_per_target_pixel(prepared: _Prepared, grid: Grid, transformer: dict):
@@ -412,7 +415,7 @@ def collocated_vrt(source: SourceLike, target_grid: Union[Grid, str],
                    bands: Optional[Sequence[int]] = None, categorical: Optional[bool] = None,
                    gcp_transform: str = GCP_AUTO, polynomial_order: Optional[int] = None,
                    warn: Warn = None, memory_mb: float = DEFAULT_MEMORY_MB,
-                   threads: int = DEFAULT_THREADS) -> str:
+                   threads: int = DEFAULT_THREADS, target_label: Optional[str] = None) -> str:
     """A virtual raster (VRT in ``/vsimem``) of ``source`` warped onto ``target_grid``.
 
     ``collocated_vrt(source, target_grid, resampling="bilinear", db_input=False)
@@ -427,7 +430,8 @@ def collocated_vrt(source: SourceLike, target_grid: Union[Grid, str],
     holds linear power** (convert blocks with :func:`core.units.to_db` if dB is
     needed). Categorical sources get ``nearest`` (warning through ``warn``).
     The caller may ``gdal.Unlink`` the path when done; it is small either way.
-    Raises S1S2Error when the source does not overlap the target.
+    Raises S1S2Error when the source does not overlap the target (``target_label``: the
+    parameter whose grid the target is, for that message).
     """
     sources = _as_sources(source, bands)
     grid = _as_grid(target_grid)
@@ -440,7 +444,7 @@ def collocated_vrt(source: SourceLike, target_grid: Union[Grid, str],
     transformer = _transformer_options(prepared.kind, prepared.dataset, gcp_transform,
                                        polynomial_order)
     _check_overlap(prepared, grid, _transformer_list(prepared.kind, transformer),
-                   sources[0].name)
+                   sources[0].name, target_label)
     return _warped_vrt(prepared, grid, resampling, transformer, memory_mb, threads,
                        _band_names(sources, dataset), "linear power" if db else "")
 
@@ -545,7 +549,7 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
         if prepared.kind == "gcps":
             metadata["gcp_transform"] = "tps" if transformer.get("tps") else "polynomial"
         _check_overlap(prepared, grid, _transformer_list(prepared.kind, transformer),
-                       sources[0].name)
+                       sources[0].name, "TARGET")
         if db:
             # One warped VRT per band: the streaming reader opens each band on its own, and
             # a multi-band warped VRT would warp every band once per opened band.

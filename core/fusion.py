@@ -586,7 +586,8 @@ def prepare_inputs(red, nir, scl, vv, vh, reference, s1_units, boa_add_offset, o
             say(f"{band.name} is not on the grid of {red.name}: collocated onto it with "
                 "bilinear resampling in linear units.")
             path = collocate.collocated_vrt(band, grid, "bilinear",
-                                            db_input=s1_units == UNITS_DB, categorical=False)
+                                            db_input=s1_units == UNITS_DB, categorical=False,
+                                            target_label=red.name)
             # The collocated VRT holds linear power (dB input is interpolated in linear).
             band, units = BandSource(path, 1, band.name), UNITS_LINEAR
         collocated.append(band)

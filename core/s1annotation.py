@@ -192,18 +192,20 @@ class Annotation:
 
 
 # -- XML parsing --------------------------------------------------------------------------
-def _root(xml) -> ElementTree.Element:
+def _root(xml, name: str = "Sentinel-1 annotation") -> ElementTree.Element:
+    """The parsed XML; ``name`` (the file) goes into the error message."""
     if isinstance(xml, ElementTree.Element):
         return xml
     try:
         return ElementTree.fromstring(xml)
     except ElementTree.ParseError as exc:
-        raise S1S2Error(f"Sentinel-1 annotation: not valid XML ({exc}).") from None
+        raise S1S2Error(f"{name}: not valid XML ({exc}); the product may be damaged or "
+                        "incompletely extracted.") from None
 
 
-def parse_calibration(xml) -> Calibration:
+def parse_calibration(xml, name: str = "Sentinel-1 calibration file") -> Calibration:
     """``calibration-*.xml`` (bytes, str or Element) -> :class:`Calibration`."""
-    root = _root(xml)
+    root = _root(xml, name)
     vectors = root.findall("calibrationVectorList/calibrationVector")
     if not vectors:
         raise S1S2Error("Sentinel-1 calibration annotation: no calibrationVector found.")
@@ -219,9 +221,9 @@ def parse_calibration(xml) -> Calibration:
                        float(constant) if constant else 1.0)
 
 
-def parse_noise(xml) -> Noise:
+def parse_noise(xml, name: str = "Sentinel-1 noise file") -> Noise:
     """``noise-*.xml`` -> :class:`Noise`; both the IPF >= 2.9 and the older layout."""
-    root = _root(xml)
+    root = _root(xml, name)
     vectors = root.findall("noiseRangeVectorList/noiseRangeVector")
     lut_tag = "noiseRangeLut"
     if not vectors:  # IPF < 2.9
@@ -246,9 +248,9 @@ def parse_noise(xml) -> Noise:
     return Noise(range_vectors, blocks)
 
 
-def parse_annotation(xml) -> Annotation:
+def parse_annotation(xml, name: str = "Sentinel-1 annotation") -> Annotation:
     """Product annotation ``annotation/s1?-*.xml`` -> size, times, geolocation grid (GCPs)."""
-    root = _root(xml)
+    root = _root(xml, name)
     info = root.find("imageAnnotation/imageInformation")
     if info is None:
         raise S1S2Error("Sentinel-1 annotation: no imageAnnotation/imageInformation.")
@@ -340,15 +342,16 @@ class SafeProduct:
             raise S1S2Error(f"{self.name}: '{member}' is missing from the product.") from None
 
     def annotation(self, polarisation: str) -> Annotation:
-        return parse_annotation(self.read(f"annotation/{self._stem(polarisation)}.xml"))
+        member = f"annotation/{self._stem(polarisation)}.xml"
+        return parse_annotation(self.read(member), f"{self.name}: '{member}'")
 
     def calibration(self, polarisation: str) -> Calibration:
-        return parse_calibration(
-            self.read(f"annotation/calibration/calibration-{self._stem(polarisation)}.xml"))
+        member = f"annotation/calibration/calibration-{self._stem(polarisation)}.xml"
+        return parse_calibration(self.read(member), f"{self.name}: calibration file '{member}'")
 
     def noise(self, polarisation: str) -> Noise:
-        return parse_noise(
-            self.read(f"annotation/calibration/noise-{self._stem(polarisation)}.xml"))
+        member = f"annotation/calibration/noise-{self._stem(polarisation)}.xml"
+        return parse_noise(self.read(member), f"{self.name}: noise file '{member}'")
 
     def measurement_path(self, polarisation: str) -> str:
         """GDAL path of the measurement TIFF (``/vsizip/`` inside a zip)."""

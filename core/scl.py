@@ -28,6 +28,17 @@ SCL_CLASSES = range(0, 12)
 _EARTH_RADIUS_M = 6378137.0
 
 
+def _class_number(value) -> str:
+    """One class of a list as text; anything but a whole number is an S1S2Error."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    raise S1S2Error(f"CLOUD_CLASSES: {value!r} is not an SCL class number; give whole numbers "
+                    "0-11, e.g. 3,8,9,10.")
+
+
 def parse_classes(text) -> Tuple[int, ...]:
     """SCL class numbers from text such as ``"3,8,9,10"``, ``"3 8-10"`` or ``"8;9"``.
 
@@ -38,7 +49,11 @@ def parse_classes(text) -> Tuple[int, ...]:
     if text is None:
         return ()
     if not isinstance(text, str):
-        text = ",".join(str(int(v)) for v in text)
+        try:
+            values = list(text)
+        except TypeError:
+            values = [text]
+        text = ",".join(_class_number(v) for v in values)
     classes = []
     for token in re.split(r"[,;\s]+", text.strip()):
         if not token:
@@ -74,6 +89,9 @@ def pixel_size_m(grid: Grid) -> float:
     return 0.5 * (px + py)
 
 
+MAX_BUFFER_PIXELS = 1000  # 10 km on the 10 m grid
+
+
 def buffer_pixels(buffer_m: float, grid: Grid) -> int:
     """A buffer in metres as a whole number of pixels of ``grid`` (rounded to nearest).
 
@@ -83,7 +101,14 @@ def buffer_pixels(buffer_m: float, grid: Grid) -> int:
         return 0
     if buffer_m < 0 or not math.isfinite(buffer_m):
         raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {buffer_m!r}.")
-    return int(math.floor(buffer_m / pixel_size_m(grid) + 0.5))
+    pixels = int(math.floor(buffer_m / pixel_size_m(grid) + 0.5))
+    # Refused before any block is padded with it: a buffer wider than the raster would mask
+    # everything near a cloud and need blocks of absurd size.
+    if pixels > MAX_BUFFER_PIXELS or pixels > max(grid.width, grid.height):
+        raise S1S2Error(f"CLOUD_BUFFER: {buffer_m:g} m is {pixels} pixels; at most "
+                        f"{min(MAX_BUFFER_PIXELS, max(grid.width, grid.height))} pixels "
+                        "(the raster's size and the toolkit's limit) are accepted.")
+    return pixels
 
 
 def cloud_mask(scl_block: np.ndarray, classes: Iterable[int], buffer_px: int = 0) -> np.ndarray:

@@ -394,7 +394,8 @@ def _s1_on_grid(s1: BandSource, grid: Grid, input_db: bool, workdir: str):
     except ImportError:
         collocated_vrt = None
     if collocated_vrt is not None:  # the VRT holds linear power
-        path = collocated_vrt(s1, grid, "bilinear", db_input=input_db, categorical=False)
+        path = collocated_vrt(s1, grid, "bilinear", db_input=input_db, categorical=False,
+                              target_label="S2_GREEN")
         return BandSource(path, 1, s1.name), False
     if input_db:  # resample backscatter in linear units
         linear = os.path.join(workdir, "s1_linear.tif")
@@ -409,6 +410,17 @@ def _staging_path(path: str) -> str:
     return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.part.tif")
 
 
+def _check_arguments(s1_path, s2_green, output_s1, output_s2) -> None:
+    """S1S2Error naming the argument for inputs of the wrong kind (None, a number...)."""
+    if not isinstance(s1_path, (str, os.PathLike)) or not str(s1_path):
+        raise S1S2Error(f"S1: expected the path of a raster or product, got {s1_path!r}.")
+    if not isinstance(s2_green, BandSource):
+        raise S1S2Error(f"S2_GREEN: expected a BandSource (path and band), got {s2_green!r}.")
+    for name, path in (("OUTPUT_S1_ICE", output_s1), ("OUTPUT_S2_ICE", output_s2)):
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise S1S2Error(f"{name}: expected an output file path, got {path!r}.")
+
+
 def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
             s1_band: int = 1, s1_threshold_db: float = -30.0, s1_median_size: int = 5,
             s2_threshold: float = 2500.0, fill_holes: bool = True,
@@ -420,6 +432,7 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
     here (HV sigma0 with noise removal, values <= 0 floored, i.e. open water)."""
     from .calibration import NEGATIVE_FLOOR, calibrate, is_netcdf
     from .s1annotation import is_safe_product
+    _check_arguments(s1_path, s2_green, output_s1, output_s2)
     if s1_median_size < 1 or s1_median_size % 2 == 0:
         raise S1S2Error(f"S1_MEDIAN_SIZE must be an odd number of pixels >= 1, "
                         f"not {s1_median_size}.")

@@ -17,6 +17,7 @@ A pure function of numpy arrays is applied to aligned inputs block by block:
 
 Inputs arrive as float32 (or float64) arrays with NoData as NaN.
 """
+import logging
 import math
 import threading
 from collections import deque
@@ -35,6 +36,9 @@ from .writer import OutputRaster, OutputSet, check_output_path
 
 gdal.UseExceptions()
 
+# Notes for the user's log (counts of values treated as NoData...); the Processing wrapper
+# forwards them to its feedback, a script sees them through Python logging.
+LOG = logging.getLogger("s1s2")
 DEFAULT_MEMORY_MB = 256
 DEFAULT_THREADS = 2
 # GDAL's block cache defaults to 5 % of RAM (1.2 GB here) and fills with every
@@ -172,6 +176,52 @@ def _budget_pixels(n_inputs: int, out_bands: int, itemsize: int, memory_mb: floa
     return int(memory_mb * 2 ** 20 / (per_pixel * in_flight))
 
 
+def check_halo(halo: int, n_arrays: int, itemsize: int, memory_mb: float) -> None:
+    """S1S2Error before allocating anything when even the smallest block padded with
+    ``halo`` pixels on each side would need far more than the memory budget."""
+    smallest = (16 + 2 * halo) ** 2 * max(n_arrays, 1) * itemsize
+    if smallest > max(8 * memory_mb, 1024) * 2 ** 20:
+        raise S1S2Error(f"A neighbourhood of {halo} pixels on each side needs at least "
+                        f"{smallest / 2 ** 30:.1f} GB per block; reduce the window, radius or "
+                        "buffer.")
+
+
+def _infinite_to_nan(arrays: Sequence[np.ndarray], window: Window) -> List[int]:
+    """+-inf input pixels become NoData (in place); returns their count per input in the
+    block's core region (each pixel counted once however the blocks overlap)."""
+    counts = []
+    for array in arrays:
+        infinite = np.isinf(array)
+        if infinite.any():
+            counts.append(int(np.count_nonzero(infinite[window.core])))
+            array[infinite] = np.nan
+        else:
+            counts.append(0)
+    return counts
+
+
+class _NonFinite:
+    """Counts of +-inf read (per input) and computed (per output), summed on the caller's side
+    (block functions may run in other processes) and logged once at the end."""
+
+    def __init__(self, sources, outputs):
+        self.inputs = [(s.name, 0) for s in sources]
+        self.outputs = [(o.label, 0) for o in outputs]
+
+    def add(self, read, computed) -> None:
+        self.inputs = [(n, c + r) for (n, c), r in zip(self.inputs, read)]
+        self.outputs = [(n, c + r) for (n, c), r in zip(self.outputs, computed)]
+
+    def report(self) -> None:
+        for name, count in self.inputs:
+            if count:
+                LOG.warning(f"{name}: {count} pixel(s) were +-inf; treated as NoData.")
+        for name, count in self.outputs:
+            if count:
+                LOG.warning(f"{name}: {count} pixel(s) computed as +-inf (overflow); written "
+                            "as NoData.")
+
+
 class _CappedGdalCache:
     """Context manager lowering GDAL's global block cache to GDAL_CACHE_MB."""
 
@@ -280,6 +330,7 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     if sources and (reader.width, reader.height) != (grid.width, grid.height):
         raise S1S2Error("Internal error: the inputs are not on the output grid.")
     out_bands = sum(len(spec.bands) for spec in outputs)
+    check_halo(halo, len(sources) + out_bands, reader.dtype.itemsize, memory_mb)
     if block_pixels is None:
         block_pixels = _budget_pixels(len(sources), out_bands, reader.dtype.itemsize,
                                       memory_mb, scratch, threads)
@@ -290,21 +341,31 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     with_extra = collect is not None  # ``collect`` itself stays here: it updates local state
 
     def call(arrays, window):
-        result = func(*arrays, window=window) if pass_window else func(*arrays)
+        read_infinite = _infinite_to_nan(arrays, window)
+        with np.errstate(all="ignore"):  # NaN/inf arithmetic is handled, not warned about
+            result = func(*arrays, window=window) if pass_window else func(*arrays)
         extra = None
         if with_extra:
             result, extra = result
-        blocks = []
+        blocks, computed_infinite = [], []
         for (out_dtype, nodata), block in zip(kinds, _as_tuple(result, len(kinds))):
             block = _trim(np.asarray(block), window)
+            infinite = np.isinf(block) if block.dtype.kind == "f" else None
+            computed_infinite.append(int(np.count_nonzero(infinite)) if infinite is not None
+                                     else 0)
+            if computed_infinite[-1]:  # e.g. dB -> linear above 385 dB: NoData, counted
+                block = np.where(infinite, np.nan, block)
             if out_dtype.kind == "f" and not math.isnan(nodata):
                 block = np.where(np.isnan(block), nodata, block)
             blocks.append(block.astype(out_dtype, copy=False))
-        return blocks, extra
+        return blocks, extra, (read_infinite, computed_infinite)
+
+    non_finite = _NonFinite(sources, outputs)
 
     def consume(window, result):
-        blocks, extra = result
+        blocks, extra, counts = result
         written.write(blocks, window.xoff, window.yoff)
+        non_finite.add(*counts)
         if collect is not None:
             collect(extra)
 
@@ -317,7 +378,9 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     except BaseException:
         written.abort()
         raise
-    return written.commit()  # all outputs together, or none (it aborts on failure)
+    paths = written.commit()  # all outputs together, or none (it aborts on failure)
+    non_finite.report()
+    return paths
 
 
 def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: str = "float32",
@@ -332,11 +395,18 @@ def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: st
     """
     grid = common_grid(sources)
     reader = BlockReader(sources, dtype)
+    check_halo(halo, len(sources), reader.dtype.itemsize, memory_mb)
     if block_pixels is None:
         block_pixels = _budget_pixels(len(sources), 0, reader.dtype.itemsize, memory_mb,
                                       scratch, threads)
     windows = block_windows(grid.width, grid.height, block_pixels, halo)
     results = []
-    _map_blocks(reader, windows, lambda arrays, w: func(*arrays, window=w),
-                lambda w, r: results.append(r), threads, progress, cancel, engine)
+
+    def call(arrays, window):
+        _infinite_to_nan(arrays, window)  # as in stream(): +-inf is NoData
+        with np.errstate(all="ignore"):  # NaN/inf arithmetic is handled, not warned about
+            return func(*arrays, window=window)
+
+    _map_blocks(reader, windows, call, lambda w, r: results.append(r), threads, progress,
+                cancel, engine)
     return results

@@ -1044,6 +1044,19 @@ def _subdataset_name(path: str, variable: str) -> str:
     return f'NETCDF:"{path}":{variable}'
 
 
+def _check_readable(path: str) -> None:
+    """INPUT errors for a file GDAL cannot open at all (before any variable is blamed)."""
+    if not os.path.isfile(path):
+        return
+    if os.path.getsize(path) == 0:
+        raise S1S2Error(f"INPUT: '{path}' is empty (0 bytes); the download or copy may have "
+                        "failed.")
+    try:
+        gdal.Open(path)
+    except RuntimeError as exc:
+        raise S1S2Error(f"INPUT: '{path}' is not a file GDAL can read ({exc}).") from None
+
+
 def _variable_names(path: str):
     try:
         dataset = gdal.Open(path)
@@ -1096,6 +1109,7 @@ class SwathFile:
             raise S1S2Error("INPUT: no swath file given.")
         if not os.path.exists(path) and not path.startswith(("/vsi", "NETCDF:", "HDF5:")):
             raise S1S2Error(f"INPUT: '{path}' does not exist.")
+        _check_readable(path)
         if not variable and _variable_names(path):
             raise S1S2Error(f"VARIABLE: '{path}' holds several variables; name the one to "
                             f"collocate: {', '.join(_variable_names(path))}.")

@@ -68,6 +68,19 @@ def creation_options(dtype: str) -> list:
             f"PREDICTOR={predictor}", "ZLEVEL=1", "BIGTIFF=IF_SAFER", "NUM_THREADS=2"]
 
 
+# The toolkit writes tiled, compressed GeoTIFF only (declared to QGIS by the provider).
+SUPPORTED_EXTENSIONS = ("tif", "tiff")
+
+
+def check_extension(path: str, label: str = "OUTPUT") -> None:
+    """S1S2Error unless ``path`` names a GeoTIFF: another format's name would hold a GeoTIFF."""
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if extension not in SUPPORTED_EXTENSIONS:
+        named = f"the extension '.{extension}'" if extension else "no extension"
+        raise S1S2Error(f"{label}: '{path}' has {named}; the S1S2 Toolkit writes GeoTIFF only: "
+                        f"use {' or '.join('.' + e for e in SUPPORTED_EXTENSIONS)}.")
+
+
 def check_output_path(path: str, input_paths: Sequence[str] = ()) -> None:
     """Refuse outputs that would destroy an input or cannot be written."""
     if not path:
@@ -78,6 +91,7 @@ def check_output_path(path: str, input_paths: Sequence[str] = ()) -> None:
     for src in input_paths:
         if src and os.path.exists(src) and os.path.realpath(src) == target:
             raise S1S2Error(f"The output '{path}' is also an input; choose another output file.")
+    check_extension(path, "The output")
     folder = os.path.dirname(target) or "."
     if not os.path.isdir(folder):
         raise S1S2Error(f"The output folder '{folder}' does not exist.")

@@ -176,3 +176,67 @@ def test_window_or_count_that_is_not_whole_is_an_error(s1s2_provider, tmp_path, 
     params[param] = value
     _expect_error(alg, params, param, "not a whole number")
     assert not os.path.exists(str(tmp_path / "out.tif"))
+
+
+# -- non-finite values: NoData out, counted, no numpy warning ---------------------------------
+def test_infinite_input_is_nodata_and_counted(s1s2_provider, tmp_path):
+    import warnings
+
+    import processing
+
+    values = np.random.default_rng(4).uniform(0.01, 0.3, SHAPE).astype(np.float32)
+    values[0, 0], values[0, 1], values[5, 5] = np.inf, -np.inf, np.inf
+    source = write(str(tmp_path / "in.tif"), values)
+    out = str(tmp_path / "db.tif")
+    feedback = RecordingFeedback()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        processing.run("s1s2:dbconvert", {"INPUT": source, "DIRECTION": 0, "OUTPUT": out},
+                       feedback=feedback)
+    got = read(out)
+    assert np.isnan(got[0, :2]).all() and np.isnan(got[5, 5])
+    assert np.isfinite(got).sum() == got.size - 3
+    assert any("3 pixel(s) were +-inf" in w for w in feedback.warnings), feedback.warnings
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_overflow_to_infinity_is_nodata_and_counted(s1s2_provider, tmp_path):
+    """dB -> linear of 400 dB overflows float32: NoData and a note, no RuntimeWarning."""
+    import warnings
+
+    import processing
+
+    values = np.full(SHAPE, -12.0, np.float32)
+    values[1, :4] = 400.0
+    source = write(str(tmp_path / "in_db.tif"), values)
+    out = str(tmp_path / "linear.tif")
+    feedback = RecordingFeedback()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        processing.run("s1s2:dbconvert", {"INPUT": source, "DIRECTION": 1, "OUTPUT": out},
+                       feedback=feedback)
+    got = read(out)
+    assert np.isnan(got[1, :4]).all()
+    np.testing.assert_allclose(got[0], 10 ** -1.2, rtol=1e-6)
+    assert any("4 pixel(s) computed as +-inf" in w for w in feedback.warnings), \
+        feedback.warnings
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("alg", ["s1s2:rvi4s1", "s1s2:ndvi"])
+def test_infinite_input_in_two_band_indices(s1s2_provider, tmp_path, alg):
+    import processing
+
+    a = np.random.default_rng(5).uniform(1000, 3000, SHAPE).astype(np.float32)
+    b = np.random.default_rng(6).uniform(1000, 3000, SHAPE).astype(np.float32)
+    a[2, 3] = np.inf
+    b[4, 4] = -np.inf
+    names = ("VV", "VH") if alg == "s1s2:rvi4s1" else ("NIR", "RED")
+    params = {names[0]: write(str(tmp_path / "a.tif"), a),
+              names[1]: write(str(tmp_path / "b.tif"), b), "OUTPUT": str(tmp_path / "o.tif")}
+    if alg == "s1s2:ndvi":
+        params["BOA_ADD_OFFSET"] = 0
+    processing.run(alg, params)
+    got = read(params["OUTPUT"])
+    assert np.isnan(got[2, 3]) and np.isnan(got[4, 4])
+    assert np.isfinite(got).sum() == got.size - 2
