@@ -340,12 +340,16 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
         buffer_px = scl_mask.buffer_pixels(cloud_buffer_m, grid)
         halo = buffer_px
 
-    def block(red_block, nir_block, scl_block=None):
+    def block(red_block, nir_block, scl_block=None, window=None):
         # Streamed blocks are ours to overwrite, and their DN 0 is NaN already (zero_is_nodata).
-        # The block's own counts go back to stream(), which adds them up here (any engine).
+        # The block's own counts (core region: halos overlap) go back to stream(), which adds
+        # them up here (any engine).
         found = ReflectanceCounts(negative_reflectance)
+        rows, cols = window.core
+        _negative_reflectance(red_block[rows, cols] + np.float32(offset),
+                              nir_block[rows, cols] + np.float32(offset), NEGATIVE_KEEP, found)
         out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True,
-                            negative=negative_reflectance, counts=found)
+                            negative=negative_reflectance)
         if scl_block is not None and classes:
             out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
         return out, (found.valid, found.non_positive)
@@ -362,6 +366,7 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
                                                  "QUANTIFICATION_VALUE"))
     path = stream(block, sources, [output], halo=halo, grid=grid, progress=progress,
                   cancel=cancel, scratch=1.5, collect=lambda found: counts.add(*found),
+                  pass_window=True,
                   **stream_options)[0]
     counts.report(log, warn)
     return path

@@ -240,3 +240,18 @@ def test_infinite_input_in_two_band_indices(s1s2_provider, tmp_path, alg):
     got = read(params["OUTPUT"])
     assert np.isnan(got[2, 3]) and np.isnan(got[4, 4])
     assert np.isfinite(got).sum() == got.size - 2
+
+
+def test_ndvi_negative_reflectance_counted_once_with_a_cloud_buffer(tmp_path):
+    """Blocks padded with the cloud buffer's halo overlap: each pixel is counted once."""
+    red = np.full((300, 280), 1500, np.uint16)
+    red[::7, ::5] = 900  # reflectance -0.01 with the -1000 offset
+    red_path = write(str(tmp_path / "red.tif"), red, nodata=0)
+    nir_path = write(str(tmp_path / "nir.tif"), np.full(red.shape, 3000, np.uint16), nodata=0)
+    scl_path = write(str(tmp_path / "scl.tif"), np.full(red.shape, 4, np.uint8))
+    logged = []
+    indices.ndvi_file(BandSource(red_path), BandSource(nir_path), str(tmp_path / "o.tif"),
+                      scl=BandSource(scl_path), cloud_buffer_m=50.0, boa_add_offset=-1000,
+                      log=logged.append, warn=logged.append, block_pixels=64 * 64)
+    expected = int((red == 900).sum())
+    assert f"{expected} of {red.size} valid" in logged[0], logged
