@@ -6,6 +6,7 @@ from .vvvhratio import add_angle_range
 
 
 class AngleMask(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("INPUT",)  # SAR SLC input: intensity |z|^2
     INPUT = "INPUT"
     BAND = "BAND"
     ANGLE = "ANGLE"

@@ -13,6 +13,7 @@ import math
 import os
 import re
 
+from osgeo import gdal
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -133,6 +134,8 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
     ``initAlgorithm`` and ``processAlgorithm`` with the helpers below."""
 
     ALGORITHM_NAME = ""
+    # Raster inputs that may be complex (SAR SLC), read as intensity |z|^2; others refuse it.
+    COMPLEX_AS_INTENSITY = ()
     DISPLAY_NAME = ""
     GROUP = ""
     GROUP_ID = ""
@@ -154,7 +157,11 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(self.HELP)
+        text = self.HELP
+        if self.COMPLEX_AS_INTENSITY:
+            text += (f"\n\nComplex input ({', '.join(self.COMPLEX_AS_INTENSITY)}: SAR SLC, "
+                     "e.g. CInt16 or CFloat32) is read as its intensity |z|^2 (the log says so).")
+        return self.tr(text)
 
     def icon(self):
         return QIcon(icon_path(self.ICON))
@@ -295,6 +302,10 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         named = f" '{description}'" if description else ""
         self.note_input(f"{self.label(layer_id)}: band {band}{named} of "
                         f"{os.path.basename(path)} ({why})")
+        self.check_complex(path, band, layer_id)
+        warning = role_contradiction(layer_id, path, band)
+        if warning:
+            self._warnings = getattr(self, "_warnings", []) + [warning]
         return BandSource(path, band, label or layer_id, **options)
 
     def default_band(self, layer, path, band_id):
@@ -347,6 +358,20 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         self.note_input(f"{self.label(units_id)}: Auto (detect) found {UNIT_TEXT[detected]} "
                         f"in {', '.join(found)} (unit metadata, else the sign of the values)")
         return detected
+
+    def check_complex(self, path, band, layer_id):
+        """A complex band (SAR SLC): intensity |z|^2 where the algorithm takes SAR backscatter
+        (its COMPLEX_AS_INTENSITY inputs; noted in the log), else a QgsProcessingException."""
+        data_type = complex_type(path, band)
+        if data_type is None:
+            return
+        if layer_id.split(" ")[0] not in self.COMPLEX_AS_INTENSITY:
+            raise QgsProcessingException(
+                f"{layer_id}: band {band} of '{path}' is complex ({data_type}); {self.name()} "
+                "needs real values. Convert it first (the SAR algorithms read a complex band "
+                "as its intensity |z|^2).")
+        self._notes = getattr(self, "_notes", []) + [
+            f"{layer_id}: band {band} is complex ({data_type}): its intensity |z|^2 is used."]
 
     def parameterAsInt(self, parameters, name, context):  # noqa: N802 - QGIS API
         """QGIS's value, but a band, window or count that is not a whole number (2.5, 'abc')
@@ -407,6 +432,11 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
                 if engine is not engines.LOCAL:
                     engine.reset_stats()
             passes = engine.stats["passes"] if engine is not engines.LOCAL else 0
+            for note in getattr(self, "_notes", []):
+                feedback.pushInfo(note)
+            for warning in getattr(self, "_warnings", []):
+                feedback.pushWarning(warning)
+            self._notes = self._warnings = []
             with engines.use_engine(engine), core_log_to(feedback):
                 result = func(*args, **kwargs)
             if engine is not engines.LOCAL and engine.stats["passes"] > passes:
@@ -460,6 +490,40 @@ def core_log_to(feedback):
         yield
     finally:
         logger.removeHandler(handler)
+
+
+# What a band description may say about the band, and what each role expects.
+_BAND_NAME = re.compile(r"(?<![A-Z0-9])(B0?\d{1,2}A?|VV|VH|HH|HV|SCL)(?![A-Z0-9])")
+EXPECTED_ROLES = {"RED": {"B4"}, "NIR": {"B8", "B8A"}, "S2_GREEN": {"B3"}, "SCL": {"SCL"},
+                  "VV": {"VV"}, "VH": {"VH"}, "S1": {"HV"}}
+
+
+def role_contradiction(layer_id, path, band):
+    """A warning when the band's description names another band than the role expects
+    (RED given a band described 'B8' or 'VH': swapped layers), else None."""
+    expected = EXPECTED_ROLES.get(layer_id)
+    if not expected:
+        return None
+    try:
+        dataset = gdal.Open(path)  # kept while its band is used
+        description = dataset.GetRasterBand(band).GetDescription() or ""
+    except (RuntimeError, AttributeError):
+        return None
+    named = {re.sub(r"^B0(?=\d)", "B", name) for name in _BAND_NAME.findall(description.upper())}
+    if not named or named & expected:
+        return None
+    return (f"{layer_id}: band {band} of '{path}' is described as '{description}', not "
+            f"{' or '.join(sorted(expected))}: are the layers swapped?")
+
+
+def complex_type(path, band):
+    """GDAL's name of the band's data type when it is complex (CInt16, CFloat32...), else None."""
+    try:
+        dataset = gdal.Open(path)
+        data_type = dataset.GetRasterBand(band).DataType
+    except (RuntimeError, AttributeError):
+        return None  # unreadable: the core says so with its own message
+    return gdal.GetDataTypeName(data_type) if gdal.DataTypeIsComplex(data_type) else None
 
 
 def check_output_extension(path, output_id):

@@ -75,6 +75,8 @@ class Collocate(S1S2Algorithm):
             raise QgsProcessingException(self.tr(
                 f"{self.BAND}: band {band} requested but '{layer.name()}' has "
                 f"{layer.bandCount()} band(s)."))
+        for number in ([band] if band else range(1, layer.bandCount() + 1)):
+            self.check_complex(gdal_path(layer.source()), number, self.INPUT)
         resampling = self.METHODS[self.parameterAsEnum(parameters, self.RESAMPLING, context)]
         linear = "auto" if self.parameterAsBool(parameters, self.LINEAR_UNITS, context) else False
         output = self.output_path(parameters, context, self.OUTPUT)

@@ -7,6 +7,7 @@ from .base import S1S2Algorithm
 
 
 class DbConvert(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("INPUT",)  # SAR SLC input: intensity |z|^2
     INPUT = "INPUT"
     BAND = "BAND"
     DIRECTION = "DIRECTION"

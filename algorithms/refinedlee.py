@@ -20,6 +20,7 @@ UNITS_HELP = (
 
 
 class SpeckleFilterAlgorithm(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("INPUT",)  # SAR SLC input: intensity |z|^2
     """Common parameters and run logic of the speckle filters."""
 
     INPUT = "INPUT"

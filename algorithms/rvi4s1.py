@@ -5,6 +5,7 @@ from .base import S1S2Algorithm
 
 
 class Rvi4s1(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("VV", "VH")  # SAR SLC input: intensity |z|^2
     VV = "VV"
     VV_BAND = "VV_BAND"
     VH = "VH"

@@ -24,6 +24,7 @@ STATISTICS = [(MEDIAN, "Median", "OUTPUT_MEDIAN"),
 
 
 class StackStatistics(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("INPUTS",)  # SAR SLC input: intensity |z|^2
     INPUTS = "INPUTS"
     BAND = "BAND"
     STATISTICS = "STATISTICS"
@@ -87,6 +88,7 @@ class StackStatistics(S1S2Algorithm):
                 raise QgsProcessingException(self.tr(
                     f"{self.BAND}: band {band} requested but INPUTS #{i} ('{layer.name()}') "
                     f"has {layer.bandCount()} band(s)."))
+            self.check_complex(gdal_path(layer.source()), band, f"INPUTS #{i}")
             sources.append(BandSource(gdal_path(layer.source()), band,
                                       f"INPUTS #{i} ({layer.name()})"))
         chosen = self.parameterAsEnums(parameters, self.STATISTICS, context)

@@ -30,6 +30,7 @@ def add_angle_range(algorithm):
 
 
 class VvVhRatio(S1S2Algorithm):
+    COMPLEX_AS_INTENSITY = ("VV", "VH")  # SAR SLC input: intensity |z|^2
     VV = "VV"
     VV_BAND = "VV_BAND"
     VH = "VH"

@@ -57,7 +57,7 @@ import numpy as np
 from . import collocate, indices, speckle
 from . import scl as scl_module
 from .errors import S1S2Error
-from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
+from .raster import BandSource, Grid, check_distinct, common_grid, open_band, warped_to_grid
 from .streaming import Window, scan, stream, sub_progress
 from .units import from_db, require_linear, to_db
 from .writer import OutputRaster, check_output_path
@@ -566,8 +566,13 @@ def prepare_inputs(red, nir, scl, vv, vh, reference, s1_units, boa_add_offset, o
     # As s1s2:ndvi: DN 0 is the S2 NoData; the offset comes from the SAFE metadata when None.
     red = BandSource(red.path, red.band, red.label or "RED", red.nodata, True, red.extra_nodata)
     nir = BandSource(nir.path, nir.band, nir.label or "NIR", nir.nodata, True, nir.extra_nodata)
+    check_distinct(red, nir)
+    if vv is not None:
+        check_distinct(vv, vh)
     grid = common_grid([red, nir])
     boa_add_offset = indices.resolve_boa_add_offset([red, nir], boa_add_offset)
+    indices.check_s2_bands([red, nir], boa_add_offset)  # DN or reflectance, not an S1 layer
+    scl_module.check_scl_band(scl)
     given = [s for s in (red, nir, scl, vv, vh, reference) if s is not None]
     for path in outputs:
         if path:

@@ -19,9 +19,17 @@ import numpy as np
 
 from . import scl as scl_mask
 from .errors import S1S2Error
-from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
+from .raster import (
+    BandSource,
+    Grid,
+    check_distinct,
+    common_grid,
+    open_band,
+    sample_values,
+    warped_to_grid,
+)
 from .safe_metadata import boa_add_offset_for
-from .streaming import stream
+from .streaming import LOG, stream
 from .units import from_db, require_linear, to_db
 from .writer import OutputRaster, check_output_path
 
@@ -288,6 +296,50 @@ def _describe(source: BandSource) -> str:
     return f"{source.path} band {source.band}"
 
 
+DN = "dn"
+REFLECTANCE = "reflectance"
+
+
+def s2_band_kind(source: BandSource) -> str:
+    """What a Sentinel-2 band input holds, from a sample: DN (whole numbers >= 0, L1C/L2A)
+    or reflectance (0-1, with small negatives); anything else is an S1S2Error (an S1 dB layer,
+    a band with the offset already applied, another index...)."""
+    values = sample_values(source)
+    if values.size == 0:
+        return DN
+    low, high = float(values.min()), float(values.max())
+    whole = bool(np.all(values == np.round(values)))
+    if whole and low >= 0:
+        return DN
+    if not whole and -0.5 <= low and high <= 1.5:
+        return REFLECTANCE
+    where = f"'{source.path}' band {source.band}"
+    if low < 0:
+        raise S1S2Error(f"{source.name}: {where} holds negative values (down to {low:g}); "
+                        "Sentinel-2 L1C/L2A DN are whole numbers 0-65535 and reflectance lies "
+                        "in 0-1. Is it the right layer (not an S1 dB layer, not a band with "
+                        "BOA_ADD_OFFSET already applied)?")
+    raise S1S2Error(f"{source.name}: {where} holds non-integer values up to {high:g}: neither "
+                    "Sentinel-2 DN (whole numbers 0-65535) nor reflectance (0-1). Is it the "
+                    "right layer?")
+
+
+def check_s2_bands(sources: Sequence[BandSource], offset: float) -> str:
+    """The common kind (DN or reflectance) of S2 band inputs; reflectance is used as is
+    (noted in the log), with BOA_ADD_OFFSET 0 (it applies to DN)."""
+    kinds = {source.name: s2_band_kind(source) for source in sources}
+    if len(set(kinds.values())) > 1:
+        raise S1S2Error(f"The S2 bands mix DN and reflectance ({kinds}); give all as DN or all "
+                        "as reflectance.")
+    kind = next(iter(kinds.values()))
+    if kind == REFLECTANCE:
+        if offset:
+            raise S1S2Error(f"BOA_ADD_OFFSET ({offset:g}) applies to DN, but "
+                            f"{' and '.join(kinds)} hold reflectance (0-1): set it to 0.")
+        LOG.info(f"{' and '.join(kinds)} hold reflectance (0-1), not DN: used as is.")
+    return kind
+
+
 def resolve_boa_add_offset(sources: Sequence[BandSource], boa_add_offset: Optional[float]) -> float:
     """The offset to use: the given one, else the product metadata's (equal for all
     inputs), else 0."""
@@ -327,8 +379,10 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
         raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {cloud_buffer_m!r}.")
     red = BandSource(red.path, red.band, red.label or "RED", red.nodata, True, red.extra_nodata)
     nir = BandSource(nir.path, nir.band, nir.label or "NIR", nir.nodata, True, nir.extra_nodata)
+    check_distinct(red, nir)
     grid = common_grid([red, nir])
     offset = resolve_boa_add_offset([red, nir], boa_add_offset)
+    check_s2_bands([red, nir], offset)
     sources = [red, nir]
     classes = tuple(int(c) for c in cloud_classes)
     buffer_px, halo = 0, 0
@@ -336,6 +390,7 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
         # stream() checks the sources it reads, and a resampled SCL is read through a VRT.
         check_output_path(output_path, [scl.path])
         _check_covers(scl, grid)
+        scl_mask.check_scl_band(scl)
         sources.append(warped_to_grid(scl, grid, "near"))
         buffer_px = scl_mask.buffer_pixels(cloud_buffer_m, grid)
         halo = buffer_px
@@ -388,6 +443,7 @@ def _check_covers(scl: BandSource, grid: Grid) -> None:
 def rvi4s1_file(vv: BandSource, vh: BandSource, output_path: str, input_units: str = LINEAR,
                 progress=None, cancel=None, **stream_options) -> str:
     """RVI4S1 of a VV and a VH band, file to file (float32 GeoTIFF)."""
+    check_distinct(vv, vh)
     if input_units not in INPUT_UNITS:
         raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
     if input_units == LINEAR:
@@ -406,6 +462,7 @@ def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str
                      min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
                      progress=None, cancel=None, **stream_options) -> str:
     """VV/VH ratio (``mode``), optionally kept only where min_angle < angle < max_angle."""
+    check_distinct(vv, vh)
     if mode not in RATIO_MODES:
         raise S1S2Error(f"Unknown ratio mode {mode!r}: use one of {', '.join(RATIO_MODES)}.")
     if input_units not in INPUT_UNITS:
@@ -420,9 +477,11 @@ def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str
     band, units = names[mode]
     sources = [vv, vh] + ([angle] if angle is not None else [])
 
+    scale = angle_degrees_per_unit(angle) if angle is not None else 1.0
+
     def block(a, b, ang=None):
         out = vv_vh_ratio(a, b, mode, input_units)
-        return out if ang is None else angle_mask(out, ang, min_angle, max_angle)
+        return out if ang is None else angle_mask(out, ang * scale, min_angle, max_angle)
 
     output = OutputRaster(output_path, bands=[band], units=units,
                           metadata=_meta("s1s2:vvvhratio", vv=_describe(vv), vh=_describe(vh),
@@ -447,5 +506,35 @@ def angle_mask_file(source: BandSource, angle: BandSource, output_path: str,
                                          angle=_describe(angle), min_angle=min_angle,
                                          max_angle=max_angle))
     dataset = None  # noqa: F841
-    return stream(lambda v, a: angle_mask(v, a, min_angle, max_angle), [source, angle], [output],
-                  progress=progress, cancel=cancel, scratch=1.0, **stream_options)[0]
+    scale = angle_degrees_per_unit(angle)
+    return stream(lambda v, a: angle_mask(v, a * scale, min_angle, max_angle), [source, angle],
+                  [output], progress=progress, cancel=cancel, scratch=1.0, **stream_options)[0]
+
+
+# Incidence angles in radians never exceed pi/2 (1.571); in degrees, S1 angles are 29-46.
+RADIANS_LIMIT = 1.6
+
+
+def angle_degrees_per_unit(angle: BandSource) -> float:
+    """1 for an angle band in degrees, 180/pi for one in radians: its unit metadata
+    ('rad...', 'deg...'), else its range (every valid value within +-1.6 means radians).
+    Radians are converted with a note in the log (the ``s1s2`` logger)."""
+    dataset, band = open_band(angle)
+    unit = (band.GetUnitType() or band.GetMetadataItem("units") or "").strip().lower()
+    if unit.startswith("deg") or unit == "\u00b0":
+        return 1.0
+    if unit.startswith("rad"):
+        LOG.warning(f"{angle.name}: unit '{unit}': angles converted from radians to degrees.")
+        return 180.0 / math.pi
+    try:
+        low, high = band.ComputeRasterMinMax(True)  # approximate: a sample is enough
+    except RuntimeError:  # no valid pixel: nothing to convert
+        return 1.0
+    finally:
+        dataset = band = None  # noqa: F841
+    if 0 < high <= RADIANS_LIMIT and low >= -RADIANS_LIMIT:
+        LOG.warning(f"{angle.name}: every angle lies in {low:.3g}..{high:.3g}: read as radians "
+                    f"and converted to degrees ({math.degrees(low):.4g}..{math.degrees(high):.4g}"
+                    "). Set the band's unit to 'deg' if they really are degrees.")
+        return 180.0 / math.pi
+    return 1.0

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 from osgeo import gdal, osr
 
 from .errors import S1S2Error
@@ -177,3 +178,27 @@ def warped_to_grid(source: BandSource, grid: Grid, resampling: str = "near") -> 
     out = None  # noqa: F841 - flush the VRT
     return BandSource(vrt_path, 1, source.name, source.nodata, source.zero_is_nodata,
                       source.extra_nodata)
+
+
+def check_distinct(first: BandSource, second: BandSource) -> None:
+    """S1S2Error when two inputs that must be different bands are the same band of one file
+    (RED = NIR gives NDVI 0 everywhere, VV = VH a ratio of 1: plausible-looking nonsense)."""
+    same_file = os.path.exists(first.path) and os.path.exists(second.path) and \
+        os.path.realpath(first.path) == os.path.realpath(second.path)
+    if (same_file or first.path == second.path) and first.band == second.band:
+        raise S1S2Error(f"{first.name} and {second.name} are the same band (band {first.band} "
+                        f"of '{first.path}'); give the two different bands.")
+
+
+def sample_values(source: BandSource, size: int = 256) -> np.ndarray:
+    """Valid values of a decimated read (at most size x size pixels, nearest) of a band:
+    declared NoData, NaN and, for ``zero_is_nodata``, 0 removed. For checks of what a band
+    holds before a run."""
+    dataset, band = open_band(source)
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    data = band.ReadAsArray(0, 0, width, height, buf_xsize=min(size, width),
+                            buf_ysize=min(size, height), buf_type=gdal.GDT_Float64)
+    valid = np.isfinite(data)
+    for value in nodata_values(source, band):
+        valid &= data != value
+    return data[valid]

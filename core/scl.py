@@ -119,6 +119,7 @@ def cloud_mask(scl_block: np.ndarray, classes: Iterable[int], buffer_px: int = 0
     streaming layer with ``halo=buffer_px`` so blocks agree at their edges.
     """
     scl_block = np.asarray(scl_block)
+    check_scl_values(scl_block)
     classes = np.asarray(tuple(classes), dtype=scl_block.dtype if scl_block.dtype.kind == "f"
                          else np.float64)
     cloud = np.isin(scl_block, classes)
@@ -130,3 +131,21 @@ def cloud_mask(scl_block: np.ndarray, classes: Iterable[int], buffer_px: int = 0
     # Distance of every pixel to the nearest cloud pixel (exact Euclidean, O(n)).
     distance = ndimage.distance_transform_edt(~cloud)
     return distance <= buffer_px
+
+
+def check_scl_values(values: np.ndarray, name: str = "SCL") -> None:
+    """S1S2Error unless every valid value is an SCL class (a whole number 0-11): a
+    reflectance band or an S1 layer given as SCL would otherwise mask nothing, silently."""
+    values = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(values) & ((values < 0) | (values > 11) | (values != np.round(values)))
+    if bad.any():
+        example = values[bad].flat[0]
+        raise S1S2Error(f"{name}: value {example:g} is not a Scene Classification class (whole "
+                        "numbers 0-11); is this the SCL band of an L2A product?")
+
+
+def check_scl_band(source) -> None:
+    """The check of :func:`check_scl_values` on a sample of the band, before a run."""
+    from .raster import sample_values
+    check_scl_values(sample_values(source), source.name)

@@ -41,7 +41,8 @@ from scipy.sparse import csgraph
 
 from .errors import Cancelled, S1S2Error
 from .raster import BandSource, Grid, common_grid, open_band, warped_to_grid
-from .streaming import DEFAULT_MEMORY_MB, Window, scan, stream, sub_progress
+from .indices import DEFAULT_QUANTIFICATION, REFLECTANCE, s2_band_kind
+from .streaming import DEFAULT_MEMORY_MB, LOG, Window, scan, stream, sub_progress
 from .units import convert_db_file, DB_TO_LINEAR, require_linear, to_db
 from .writer import OutputRaster, check_free_space, check_output_path, replace_together
 
@@ -447,6 +448,10 @@ def sea_ice(s1_path: str, s2_green: BandSource, output_s1: str, output_s2: str,
         # about 40 bytes of scratch per pixel (median filter, labels) in each of ~3 blocks in flight
         block_pixels = int(min(DEFAULT_BLOCK_PIXELS, memory_mb * 2 ** 20 / 128))
     grid = common_grid([s2_green])
+    if s2_band_kind(s2_green) == REFLECTANCE:  # S2_THRESHOLD is in DN (reflectance x 10000)
+        s2_threshold = s2_threshold / DEFAULT_QUANTIFICATION
+        LOG.info(f"{s2_green.name} holds reflectance (0-1), not DN: the threshold is "
+                 f"{s2_threshold:g} in reflectance.")
     check_free_space([OutputRaster(output_s1, dtype="uint8", label="OUTPUT_S1_ICE"),
                       OutputRaster(output_s2, dtype="uint8", label="OUTPUT_S2_ICE")], grid)
     workdir = tempfile.mkdtemp(prefix=".s1s2_seaice_",

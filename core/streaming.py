@@ -39,6 +39,7 @@ gdal.UseExceptions()
 # Notes for the user's log (counts of values treated as NoData...); the Processing wrapper
 # forwards them to its feedback, a script sees them through Python logging.
 LOG = logging.getLogger("s1s2")
+LOG.setLevel(logging.INFO)  # notes (info) reach the handlers; Python prints warnings only
 DEFAULT_MEMORY_MB = 256
 DEFAULT_THREADS = 2
 # GDAL's block cache defaults to 5 % of RAM (1.2 GB here) and fills with every
@@ -100,7 +101,8 @@ def block_windows(width: int, height: int, block_pixels: int, halo: int = 0) -> 
 
 
 class BlockReader:
-    """Reads padded blocks of aligned BandSources as float arrays, NoData -> NaN."""
+    """Reads padded blocks of aligned BandSources as float arrays, NoData -> NaN; a complex
+    band (SAR SLC) is read as its intensity |z|^2."""
 
     def __init__(self, sources: Sequence[BandSource], dtype="float32"):
         self.sources = list(sources)
@@ -111,7 +113,8 @@ class BlockReader:
             dataset, band = open_band(source)
             flags = band.GetMaskFlags()
             use_mask = not (flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA))
-            self._bands.append((dataset, band, nodata_values(source, band), use_mask))
+            self._bands.append((dataset, band, nodata_values(source, band), use_mask,
+                                gdal.DataTypeIsComplex(band.DataType)))
         first = self._bands[0][0] if self._bands else None
         self.width = first.RasterXSize if first else 0
         self.height = first.RasterYSize if first else 0
@@ -120,23 +123,30 @@ class BlockReader:
         return [self._read_one(i, window) for i in range(len(self._bands))]
 
     def _read_one(self, index: int, window: Window) -> np.ndarray:
-        dataset, band, nodata, use_mask = self._bands[index]
+        dataset, band, nodata, use_mask, is_complex = self._bands[index]
         h = window.halo
         x0, y0 = window.xoff - h, window.yoff - h
         x1, y1 = window.xoff + window.xsize + h, window.yoff + window.ysize + h
         cx0, cy0 = max(x0, 0), max(y0, 0)
         cx1, cy1 = min(x1, dataset.RasterXSize), min(y1, dataset.RasterYSize)
         try:
-            data = band.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, buf_type=self._gdal_type)
+            data = band.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, buf_type=self._gdal_type
+                                    if not is_complex else gdal.GDT_CFloat64)
         except RuntimeError as exc:  # a damaged or truncated file, found mid-run
             raise S1S2Error(f"{self.sources[index].name}: reading pixels {cx0},{cy0} to "
                             f"{cx1},{cy1} of '{self.sources[index].path}' failed ({exc}); "
                             "the file may be damaged or incomplete.") from None
         if data is None:
             raise S1S2Error(f"{self.sources[index].name}: reading pixels failed.")
-        data = data.astype(self.dtype, copy=False)
-        for value in nodata:
-            data[data == self.dtype.type(value)] = np.nan
+        if is_complex:  # SAR SLC: intensity |z|^2 (NoData compared on the complex value)
+            z, data = data, (data.real ** 2 + data.imag ** 2).astype(self.dtype)
+            for value in nodata:
+                data[z == value] = np.nan
+            z = None
+        else:
+            data = data.astype(self.dtype, copy=False)
+            for value in nodata:
+                data[data == self.dtype.type(value)] = np.nan
         if use_mask:
             mask = band.GetMaskBand().ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0)
             data[mask == 0] = np.nan

@@ -39,6 +39,8 @@ def band_holds_db(dataset: gdal.Dataset, band: gdal.Band, nodata=(),
     Linear power is never negative; the few negatives left by thermal-noise removal
     do not move the median (a minimum would). A band without valid samples is not dB.
     """
+    if gdal.DataTypeIsComplex(band.DataType):
+        return False  # SAR SLC: complex amplitudes, read as intensity |z|^2 (linear power)
     unit = (band.GetUnitType() or band.GetMetadataItem("units") or
             dataset.GetMetadataItem("units") or "").strip().lower()
     if unit in ("db", "decibel", "decibels"):

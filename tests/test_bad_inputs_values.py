@@ -227,8 +227,8 @@ def test_overflow_to_infinity_is_nodata_and_counted(s1s2_provider, tmp_path):
 def test_infinite_input_in_two_band_indices(s1s2_provider, tmp_path, alg):
     import processing
 
-    a = np.random.default_rng(5).uniform(1000, 3000, SHAPE).astype(np.float32)
-    b = np.random.default_rng(6).uniform(1000, 3000, SHAPE).astype(np.float32)
+    a = np.round(np.random.default_rng(5).uniform(1000, 3000, SHAPE)).astype(np.float32)
+    b = np.round(np.random.default_rng(6).uniform(1000, 3000, SHAPE)).astype(np.float32)
     a[2, 3] = np.inf
     b[4, 4] = -np.inf
     names = ("VV", "VH") if alg == "s1s2:rvi4s1" else ("NIR", "RED")
@@ -255,3 +255,248 @@ def test_ndvi_negative_reflectance_counted_once_with_a_cloud_buffer(tmp_path):
                       log=logged.append, warn=logged.append, block_pixels=64 * 64)
     expected = int((red == 900).sum())
     assert f"{expected} of {red.size} valid" in logged[0], logged
+
+
+# -- incidence angles in radians ----------------------------------------------------------------
+@pytest.mark.parametrize("how", ["range", "unit"])
+@pytest.mark.parametrize("alg", ["s1s2:anglemask", "s1s2:vvvhratio"])
+def test_angles_in_radians_are_converted(s1s2_provider, tmp_path, alg, how):
+    """Angles 0.5-0.9 rad (28.6-51.6 degrees) used to mask everything; now converted."""
+    import processing
+    from osgeo import gdal
+
+    degrees = np.linspace(28.0, 50.0, SHAPE[1])[None, :].repeat(SHAPE[0], 0).astype(np.float32)
+    angle = write(str(tmp_path / "angle.tif"), np.radians(degrees).astype(np.float32))
+    if how == "unit":  # radians declared: converted whatever the values
+        dataset = gdal.Open(angle, gdal.GA_Update)
+        dataset.GetRasterBand(1).SetUnitType("rad")
+        dataset = None
+    values = np.random.default_rng(8).uniform(0.05, 0.3, SHAPE).astype(np.float32)
+    params = {"ANGLE": angle, "OUTPUT": str(tmp_path / "out.tif")}
+    if alg == "s1s2:anglemask":
+        params["INPUT"] = write(str(tmp_path / "in.tif"), values)
+    else:
+        params.update(VV=write(str(tmp_path / "vv.tif"), values),
+                      VH=write(str(tmp_path / "vh.tif"), values / 4), INPUT_UNITS=0, MODE=1)
+    feedback = RecordingFeedback()
+    processing.run(alg, params, feedback=feedback)
+    got = read(params["OUTPUT"])
+    inside = (degrees > 30.64 + 1e-3) & (degrees < 45.54 - 1e-3)
+    outside = (degrees < 30.64 - 1e-3) | (degrees > 45.54 + 1e-3)
+    assert np.isfinite(got[inside]).all() and np.isnan(got[outside]).all()
+    assert inside.sum() > 50
+    assert any("radians" in w for w in feedback.warnings), feedback.warnings
+
+
+def test_angles_in_degrees_are_not_converted(tmp_path):
+    logged = []
+    handler = __import__("logging").Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = __import__("logging").getLogger("s1s2")
+    logger.addHandler(handler)
+    try:
+        angle = write(str(tmp_path / "a.tif"), np.full(SHAPE, 38.0, np.float32))
+        assert indices.angle_degrees_per_unit(BandSource(angle, 1, "ANGLE")) == 1.0
+        radians = write(str(tmp_path / "r.tif"), np.full(SHAPE, 0.66, np.float32))
+        assert indices.angle_degrees_per_unit(BandSource(radians, 1, "ANGLE")) == \
+            pytest.approx(180 / math.pi)
+    finally:
+        logger.removeHandler(handler)
+    assert len(logged) == 1 and logged[0].startswith("ANGLE: every angle lies in 0.66")
+
+
+# -- complex bands ------------------------------------------------------------------------------
+def write_complex(path, z, gdal_type_name="CFloat32"):
+    from osgeo import gdal, osr
+
+    gdal_type = gdal.GetDataTypeByName(gdal_type_name)
+    dataset = gdal.GetDriverByName("GTiff").Create(path, z.shape[1], z.shape[0], 1, gdal_type)
+    dataset.SetGeoTransform((500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    dataset.SetProjection(srs.ExportToWkt())
+    dataset.GetRasterBand(1).WriteArray(z)
+    dataset = None
+    return path
+
+
+def _slc(seed):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-300, 300, SHAPE) + 1j * rng.integers(-300, 300, SHAPE)).astype(
+        np.complex64)
+
+
+def test_complex_band_is_read_as_intensity(tmp_path):
+    from s1s2_toolkit.core.streaming import BlockReader, Window
+
+    z = _slc(1)
+    z[0, 0] = 0
+    path = write_complex(str(tmp_path / "slc.tif"), z, "CInt16")
+    block = BlockReader([BandSource(path, 1, "VV", zero_is_nodata=True)]).read(
+        Window(0, 0, SHAPE[1], SHAPE[0]))[0]
+    expected = (z.real.astype(np.float64) ** 2 + z.imag.astype(np.float64) ** 2)
+    assert np.isnan(block[0, 0])
+    np.testing.assert_allclose(block.ravel()[1:], expected.ravel()[1:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("alg", ["s1s2:dbconvert", "s1s2:rvi4s1", "s1s2:refinedlee"])
+def test_sar_algorithms_use_intensity_of_complex_bands(s1s2_provider, tmp_path, alg):
+    import processing
+
+    vv, vh = _slc(2), _slc(3) / 3
+    intensity = {n: (z.real.astype(np.float64) ** 2 + z.imag.astype(np.float64) ** 2)
+                 for n, z in (("VV", vv), ("VH", vh))}
+    complex_out = str(tmp_path / "complex.tif")
+    real_out = str(tmp_path / "real.tif")
+    if alg == "s1s2:rvi4s1":
+        params = {"INPUT_UNITS": 0}
+        inputs = {"VV": vv, "VH": vh}
+    else:
+        params = {"DIRECTION": 0} if alg == "s1s2:dbconvert" else {}
+        inputs = {"INPUT": vv}
+    feedback = RecordingFeedback()
+    processing.run(alg, dict(params, OUTPUT=complex_out, **{
+        name: write_complex(str(tmp_path / f"{name}.tif"), z) for name, z in inputs.items()}),
+        feedback=feedback)
+    processing.run(alg, dict(params, OUTPUT=real_out, **{
+        name: write(str(tmp_path / f"{name}_intensity.tif"),
+                    intensity["VH" if name == "VH" else "VV"].astype(np.float32))
+        for name in inputs}))
+    np.testing.assert_allclose(read(complex_out), read(real_out), rtol=1e-5, equal_nan=True)
+    assert np.isfinite(read(complex_out)).mean() > 0.9
+    assert any("intensity |z|^2" in m for m in feedback.infos), feedback.infos
+    algorithm = s1s2_provider.algorithm(alg.split(":")[1])
+    assert "intensity |z|^2" in algorithm.shortHelpString()
+
+
+@pytest.mark.parametrize("alg,param", [("s1s2:ndvi", "RED"), ("s1s2:collocate", "INPUT"),
+                                       ("s1s2:anglemask", "ANGLE")])
+def test_other_algorithms_refuse_complex_bands(s1s2_provider, tmp_path, alg, param):
+    from qgis.core import QgsProcessingException
+    import processing
+
+    real = write(str(tmp_path / "real.tif"), np.full(SHAPE, 38.0, np.float32))
+    params = {"ndvi": {"RED": real, "NIR": real, "BOA_ADD_OFFSET": 0},
+              "collocate": {"INPUT": real, "TARGET": real},
+              "anglemask": {"INPUT": real, "ANGLE": real}}[alg.split(":")[1]]
+    params = dict(params, OUTPUT=str(tmp_path / "out.tif"))
+    params[param] = write_complex(str(tmp_path / "slc.tif"), _slc(4))
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(alg, params)
+    message = str(raised.value)
+    assert message.startswith(f"{param}: band 1") and "complex (CFloat32)" in message, message
+    assert not os.path.exists(params["OUTPUT"])
+
+
+# -- swapped or wrong layers --------------------------------------------------------------------
+def _s2(folder, name, low=1000, high=4000, seed=9, dtype=np.uint16):
+    values = np.random.default_rng(seed).integers(low, high, SHAPE).astype(dtype)
+    return write(os.path.join(folder, name), values, nodata=0), values
+
+
+@pytest.mark.parametrize("alg,pair", [("s1s2:ndvi", ("RED", "NIR")),
+                                      ("s1s2:rvi4s1", ("VV", "VH")),
+                                      ("s1s2:vvvhratio", ("VV", "VH")),
+                                      ("s1s2:fusendvi", ("RED", "NIR")),
+                                      ("s1s2:fusendvi", ("VV", "VH"))])
+def test_same_band_twice_is_refused(s1s2_provider, tmp_path, alg, pair):
+    stack = np.stack([np.random.default_rng(i).uniform(0.01, 0.3, SHAPE) for i in (1, 2)])
+    both = write(str(tmp_path / "stack.tif"), (stack * 10000).astype(np.uint16)
+                 if pair[0] == "RED" else stack.astype(np.float32))
+    other = write(str(tmp_path / "other.tif"), (stack * 10000).astype(np.uint16)
+                  if pair[0] != "RED" else stack.astype(np.float32))
+    params = {pair[0]: both, pair[1]: both, "OUTPUT": str(tmp_path / "out.tif")}
+    if alg == "s1s2:fusendvi":
+        scl = write(str(tmp_path / "scl.tif"), np.full(SHAPE, 4, np.uint8))
+        params.update(SCL=scl, OUTPUT_SOURCE=str(tmp_path / "source.tif"), MODEL=2,
+                      COEFFICIENTS="0.5, 0.01, 0.01, 0.1", BOA_ADD_OFFSET=0)
+        for name in ("RED", "NIR", "VV", "VH"):
+            params.setdefault(name, other)
+        untested = ("VV", "VH") if pair[0] == "RED" else ("RED", "NIR")
+        params[f"{untested[0]}_BAND"], params[f"{untested[1]}_BAND"] = 1, 2
+    if alg == "s1s2:ndvi":
+        params["BOA_ADD_OFFSET"] = 0
+    _expect_error(alg, params, f"{pair[0]} and {pair[1]} are the same band")
+    assert not os.path.exists(params["OUTPUT"])
+    # two bands of one stack are two different bands
+    import processing
+    if alg != "s1s2:fusendvi":
+        processing.run(alg, dict(params, **{f"{pair[1]}_BAND": 2}))
+        assert np.isfinite(read(params["OUTPUT"])).any()
+
+
+def test_s1_db_layer_as_red_is_refused(s1s2_provider, tmp_path):
+    db = np.random.default_rng(3).uniform(-25, -5, SHAPE).astype(np.float32)
+    params = {"RED": write(str(tmp_path / "vv_db.tif"), db),
+              "NIR": _s2(str(tmp_path), "nir.tif")[0], "BOA_ADD_OFFSET": 0,
+              "OUTPUT": str(tmp_path / "out.tif")}
+    _expect_error("s1s2:ndvi", params, "RED:", "negative values", "dB")
+    float_dn = np.random.default_rng(3).uniform(100, 4000, SHAPE).astype(np.float32)
+    params["RED"] = write(str(tmp_path / "fraction.tif"), float_dn)
+    _expect_error("s1s2:ndvi", params, "RED:", "non-integer values")
+    assert not os.path.exists(params["OUTPUT"])
+
+
+def test_float_reflectance_is_accepted_and_said(s1s2_provider, tmp_path):
+    import processing
+
+    red = np.random.default_rng(4).uniform(0.02, 0.1, SHAPE).astype(np.float32)
+    nir = np.random.default_rng(5).uniform(0.2, 0.5, SHAPE).astype(np.float32)
+    params = {"RED": write(str(tmp_path / "red.tif"), red),
+              "NIR": write(str(tmp_path / "nir.tif"), nir), "OUTPUT": str(tmp_path / "o.tif")}
+    feedback = RecordingFeedback()
+    processing.run("s1s2:ndvi", params, feedback=feedback)
+    np.testing.assert_allclose(read(params["OUTPUT"]), (nir - red) / (nir + red), rtol=1e-5)
+    assert any("hold reflectance" in m for m in feedback.infos), feedback.infos
+    _expect_error("s1s2:ndvi", dict(params, BOA_ADD_OFFSET=-1000), "BOA_ADD_OFFSET", "set it to 0")
+
+
+@pytest.mark.parametrize("kind", ["dn", "reflectance"])
+def test_reflectance_band_as_scl_is_refused(s1s2_provider, tmp_path, kind):
+    wrong = (np.random.default_rng(6).integers(200, 5000, SHAPE).astype(np.uint16)
+             if kind == "dn" else
+             np.random.default_rng(6).uniform(0.01, 0.4, SHAPE).astype(np.float32))
+    params = {"RED": _s2(str(tmp_path), "red.tif")[0],
+              "NIR": _s2(str(tmp_path), "nir.tif", seed=10)[0],
+              "SCL": write(str(tmp_path / "b03.tif"), wrong), "BOA_ADD_OFFSET": 0,
+              "OUTPUT": str(tmp_path / "out.tif")}
+    _expect_error("s1s2:ndvi", params, "SCL:", "not a Scene Classification class")
+    assert not os.path.exists(params["OUTPUT"])
+
+
+def test_band_description_contradicting_the_role_warns(s1s2_provider, tmp_path):
+    import processing
+    from osgeo import gdal
+
+    red_path, _ = _s2(str(tmp_path), "red.tif")
+    nir_path, _ = _s2(str(tmp_path), "nir.tif", 3000, 6000, seed=11)
+    for path, description in ((red_path, "B8"), (nir_path, "B04")):  # swapped
+        dataset = gdal.Open(path, gdal.GA_Update)
+        dataset.GetRasterBand(1).SetDescription(description)
+        dataset = None
+    feedback = RecordingFeedback()
+    processing.run("s1s2:ndvi", {"RED": red_path, "NIR": nir_path, "BOA_ADD_OFFSET": 0,
+                                 "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
+    warnings = [w for w in feedback.warnings if "swapped" in w]
+    assert any(w.startswith("RED:") and "'B8'" in w for w in warnings), feedback.warnings
+    assert any(w.startswith("NIR:") and "'B04'" in w for w in warnings), feedback.warnings
+    feedback = RecordingFeedback()  # descriptions that agree: no warning
+    processing.run("s1s2:ndvi", {"RED": nir_path, "NIR": red_path, "BOA_ADD_OFFSET": 0,
+                                 "OUTPUT": str(tmp_path / "o2.tif")}, feedback=feedback)
+    assert not [w for w in feedback.warnings if "swapped" in w]
+
+
+def test_seaice_green_as_reflectance_uses_the_threshold_in_reflectance(tmp_path):
+    from s1s2_toolkit.core.seaice import sea_ice
+
+    dn = np.random.default_rng(12).integers(1000, 5000, SHAPE).astype(np.uint16)
+    s1 = write(str(tmp_path / "s1.tif"), np.full(SHAPE, -20.0, np.float32))
+    out = {}
+    for kind, values in (("dn", dn), ("reflectance", (dn / 10000).astype(np.float32))):
+        green = write(str(tmp_path / f"green_{kind}.tif"), values)
+        sea_ice(s1, BandSource(green, 1, "S2_GREEN", zero_is_nodata=True),
+                str(tmp_path / f"s1_{kind}.tif"), str(tmp_path / f"s2_{kind}.tif"),
+                fill_holes=False)
+        out[kind] = read(str(tmp_path / f"s2_{kind}.tif"))
+    np.testing.assert_array_equal(out["dn"], out["reflectance"])
+    assert 0 < np.nanmean(out["dn"]) < 1

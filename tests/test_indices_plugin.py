@@ -130,7 +130,9 @@ def test_anglemask_and_vvvhratio_with_angle_qgis_process(qgis_process, tmp_path)
     np.testing.assert_array_equal(got[keep], values[keep])
     assert np.isnan(got[~keep]).all()
     ratio = str(tmp_path / "vvdvh.tif")
-    qgis_process.run("s1s2:vvvhratio", VV=pv, VV_BAND=1, VH=pv, VH_BAND=1, INPUT_UNITS=1,
+    ph = write(str(tmp_path / "h.tif"), values)  # equal values in another file (the same
+    # band twice is refused as swapped layers): the ratio of dB values is 1 where kept
+    qgis_process.run("s1s2:vvvhratio", VV=pv, VV_BAND=1, VH=ph, VH_BAND=1, INPUT_UNITS=1,
                      MODE=2, ANGLE=pa, ANGLE_BAND=1, MIN_ANGLE=35, MAX_ANGLE=40, OUTPUT=ratio)
     keep = (angle > 35) & (angle < 40)
     got = read(ratio)
