@@ -321,7 +321,7 @@ def s2_band_kind(source: BandSource) -> str:
                         "BOA_ADD_OFFSET already applied)?")
     raise S1S2Error(f"{source.name}: {where} holds non-integer values up to {high:g}: neither "
                     "Sentinel-2 DN (whole numbers 0-65535) nor reflectance (0-1). Is it the "
-                    "right layer?")
+                    "right layer? (DN resampled bilinearly: resample with nearest neighbour.)")
 
 
 def check_s2_bands(sources: Sequence[BandSource], offset: float) -> str:

@@ -48,7 +48,8 @@ def cases():
 def temporal_case(ref, target, mask_date, workdir, data=None):
     ndvi, scl, gt, epsg = data or series()
     truth = ndvi[target].astype(np.float64)
-    red = (NIR_DN * (1 - truth) / (1 + truth)).astype(np.float32)
+    # whole DN, as in a product (fractional DN are refused as a wrong layer)
+    red = np.round(NIR_DN * (1 - truth) / (1 + truth)).astype(np.float32)
     paths = {"red": write(os.path.join(workdir, "B04.tif"), red, gt, epsg),
              "nir": write(os.path.join(workdir, "B08.tif"),
                           np.full(truth.shape, NIR_DN, np.float32), gt, epsg),

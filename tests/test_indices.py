@@ -174,7 +174,8 @@ def test_angle_mask_exclusive_bounds_and_file(tmp_path):
     v = rng.normal(size=(70, 90)).astype(np.float32)
     a = rng.uniform(25, 50, size=v.shape).astype(np.float32)
     pv, pa = write(str(tmp_path / "v.tif"), v), write(str(tmp_path / "a.tif"), a)
-    out = read(indices.vv_vh_ratio_file(BandSource(pv), BandSource(pv), str(tmp_path / "r.tif"),
+    ph = write(str(tmp_path / "h.tif"), v)  # the same band twice is refused as swapped layers
+    out = read(indices.vv_vh_ratio_file(BandSource(pv), BandSource(ph), str(tmp_path / "r.tif"),
                                         indices.RATIO_DB, indices.DB, angle=BandSource(pa)))
     keep = (a > 30.64) & (a < 45.54)
     np.testing.assert_array_equal(np.isfinite(out), keep)

@@ -109,10 +109,11 @@ def test_ndvi_with_20m_scl_masks_classes_and_metre_buffer(tmp_path):
 
 def test_scl_not_covering_the_bands_is_an_error(tmp_path):
     band = write(str(tmp_path / "b.tif"), np.full((40, 40), 1000, np.uint16))
+    nir = write(str(tmp_path / "n.tif"), np.full((40, 40), 3000, np.uint16))
     far = write(str(tmp_path / "scl.tif"), np.full((20, 20), 4, np.uint8),
                 geotransform=(600000.0, 20.0, 0.0, 5000000.0, 0.0, -20.0))
     with pytest.raises(S1S2Error, match="does not cover"):
-        indices.ndvi_file(BandSource(band), BandSource(band), str(tmp_path / "o.tif"),
+        indices.ndvi_file(BandSource(band), BandSource(nir), str(tmp_path / "o.tif"),
                           scl=BandSource(far))
 
 
