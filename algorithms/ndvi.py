@@ -83,7 +83,7 @@ class Ndvi(S1S2Algorithm):
         self.add_band_input(self.NIR, self.NIR_BAND, "Near-infrared band (B08)")
         self.add_band_input(self.SCL, self.SCL_BAND, "Scene classification (SCL)", optional=True)
         self.addParameter(QgsProcessingParameterString(
-            self.CLOUD_CLASSES, self.tr("SCL classes masked as cloud (empty: none)"),
+            self.CLOUD_CLASSES, self.tr("SCL classes masked as cloud"),
             defaultValue=",".join(str(c) for c in DEFAULT_CLOUD_CLASSES), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLOUD_BUFFER, self.tr("Cloud buffer (metres)"),

@@ -405,7 +405,8 @@ def test_same_band_twice_is_refused(s1s2_provider, tmp_path, alg, pair):
                  if pair[0] == "RED" else stack.astype(np.float32))
     other = write(str(tmp_path / "other.tif"), (stack * 10000).astype(np.uint16)
                   if pair[0] != "RED" else stack.astype(np.float32))
-    params = {pair[0]: both, pair[1]: both, "OUTPUT": str(tmp_path / "out.tif")}
+    params = {pair[0]: both, pair[1]: both, f"{pair[0]}_BAND": 1, f"{pair[1]}_BAND": 1,
+              "OUTPUT": str(tmp_path / "out.tif")}
     if alg == "s1s2:fusendvi":
         scl = write(str(tmp_path / "scl.tif"), np.full(SHAPE, 4, np.uint8))
         params.update(SCL=scl, OUTPUT_SOURCE=str(tmp_path / "source.tif"), MODEL=2,
@@ -430,10 +431,10 @@ def test_s1_db_layer_as_red_is_refused(s1s2_provider, tmp_path):
     params = {"RED": write(str(tmp_path / "vv_db.tif"), db),
               "NIR": _s2(str(tmp_path), "nir.tif")[0], "BOA_ADD_OFFSET": 0,
               "OUTPUT": str(tmp_path / "out.tif")}
-    _expect_error("s1s2:ndvi", params, "RED:", "negative values", "dB")
+    _expect_error("s1s2:ndvi", params, "(RED)", "negative values", "dB")
     float_dn = np.random.default_rng(3).uniform(100, 4000, SHAPE).astype(np.float32)
     params["RED"] = write(str(tmp_path / "fraction.tif"), float_dn)
-    _expect_error("s1s2:ndvi", params, "RED:", "non-integer values")
+    _expect_error("s1s2:ndvi", params, "(RED)", "non-integer values")
     assert not os.path.exists(params["OUTPUT"])
 
 
@@ -460,7 +461,7 @@ def test_reflectance_band_as_scl_is_refused(s1s2_provider, tmp_path, kind):
               "NIR": _s2(str(tmp_path), "nir.tif", seed=10)[0],
               "SCL": write(str(tmp_path / "b03.tif"), wrong), "BOA_ADD_OFFSET": 0,
               "OUTPUT": str(tmp_path / "out.tif")}
-    _expect_error("s1s2:ndvi", params, "SCL:", "not a Scene Classification class")
+    _expect_error("s1s2:ndvi", params, "(SCL)", "not a Scene Classification class")
     assert not os.path.exists(params["OUTPUT"])
 
 
