@@ -1100,17 +1100,24 @@ def _big_stack_case(folder):
     return params
 
 
+def _mean_kept_min_on_the_full_disk(folder, small_disk):
+    """A first run writes OUTPUT_MEAN (and its style); the parameters of a second run with
+    OUTPUT_MIN on the full device; returns (parameters, state of the mean, that device)."""
+    params = _big_stack_case(folder)
+    run("s1s2:stackstatistics", params)
+    before = _state([params["OUTPUT_MEAN"]])
+    disk = small_disk or os.path.join(folder, "full")
+    os.makedirs(disk, exist_ok=True)
+    params["OUTPUT_MIN"] = os.path.join(disk, "min.tif")
+    return params, before, disk
+
+
 def test_full_disk_is_refused_before_the_run(s1s2_provider, tmp_path, small_disk, monkeypatch):
     """OUTPUT_MEAN replaces an existing file, OUTPUT_MIN is on a full device: refused at once,
     with the numbers; the old mean and its style stay."""
     from s1s2_toolkit.core import writer
 
-    params = _big_stack_case(str(tmp_path))
-    run("s1s2:stackstatistics", params)
-    before = _state([params["OUTPUT_MEAN"]])
-    disk = small_disk or str(tmp_path / "full")
-    os.makedirs(disk, exist_ok=True)
-    params["OUTPUT_MIN"] = os.path.join(disk, "min.tif")
+    params, before, disk = _mean_kept_min_on_the_full_disk(str(tmp_path), small_disk)
     if small_disk is None:  # simulate a device with 100 kB free (then both outputs are on it)
         monkeypatch.setattr(writer, "free_bytes", lambda path: 100 * 2 ** 10)
     message = expect_error("s1s2:stackstatistics", params, match="No space left on the device")
@@ -1125,12 +1132,7 @@ def test_full_disk_while_writing(s1s2_provider, tmp_path, small_disk, monkeypatc
     the message says so, nothing is left on the full device, the old mean stays."""
     from s1s2_toolkit.core import writer
 
-    params = _big_stack_case(str(tmp_path))
-    run("s1s2:stackstatistics", params)
-    before = _state([params["OUTPUT_MEAN"]])
-    disk = small_disk or str(tmp_path / "full")
-    os.makedirs(disk, exist_ok=True)
-    params["OUTPUT_MIN"] = os.path.join(disk, "min.tif")
+    params, before, disk = _mean_kept_min_on_the_full_disk(str(tmp_path), small_disk)
     monkeypatch.setattr(writer, "check_free_space", lambda specs, grid: None)
     if small_disk is None:  # simulate GDAL's error on a full device
         finish = writer.AtomicGeoTiff.finish

@@ -179,48 +179,42 @@ def test_window_or_count_that_is_not_whole_is_an_error(s1s2_provider, tmp_path, 
 
 
 # -- non-finite values: NoData out, counted, no numpy warning ---------------------------------
-def test_infinite_input_is_nodata_and_counted(s1s2_provider, tmp_path):
+def _dbconvert_watched(folder, values, direction):
+    """Run s1s2:dbconvert on ``values``: (output, recorded feedback, RuntimeWarnings seen)."""
     import warnings
 
     import processing
 
-    values = np.random.default_rng(4).uniform(0.01, 0.3, SHAPE).astype(np.float32)
-    values[0, 0], values[0, 1], values[5, 5] = np.inf, -np.inf, np.inf
-    source = write(str(tmp_path / "in.tif"), values)
-    out = str(tmp_path / "db.tif")
+    source = write(os.path.join(folder, "in.tif"), values)
+    out = os.path.join(folder, "out.tif")
     feedback = RecordingFeedback()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        processing.run("s1s2:dbconvert", {"INPUT": source, "DIRECTION": 0, "OUTPUT": out},
-                       feedback=feedback)
-    got = read(out)
+        processing.run("s1s2:dbconvert", {"INPUT": source, "DIRECTION": direction,
+                                          "OUTPUT": out}, feedback=feedback)
+    return read(out), feedback, [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_infinite_input_is_nodata_and_counted(s1s2_provider, tmp_path):
+    values = np.random.default_rng(4).uniform(0.01, 0.3, SHAPE).astype(np.float32)
+    values[0, 0], values[0, 1], values[5, 5] = np.inf, -np.inf, np.inf
+    got, feedback, numpy_warnings = _dbconvert_watched(str(tmp_path), values, 0)
     assert np.isnan(got[0, :2]).all() and np.isnan(got[5, 5])
     assert np.isfinite(got).sum() == got.size - 3
     assert any("3 pixel(s) were +-inf" in w for w in feedback.warnings), feedback.warnings
-    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not numpy_warnings
 
 
 def test_overflow_to_infinity_is_nodata_and_counted(s1s2_provider, tmp_path):
     """dB -> linear of 400 dB overflows float32: NoData and a note, no RuntimeWarning."""
-    import warnings
-
-    import processing
-
     values = np.full(SHAPE, -12.0, np.float32)
     values[1, :4] = 400.0
-    source = write(str(tmp_path / "in_db.tif"), values)
-    out = str(tmp_path / "linear.tif")
-    feedback = RecordingFeedback()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        processing.run("s1s2:dbconvert", {"INPUT": source, "DIRECTION": 1, "OUTPUT": out},
-                       feedback=feedback)
-    got = read(out)
+    got, feedback, numpy_warnings = _dbconvert_watched(str(tmp_path), values, 1)
     assert np.isnan(got[1, :4]).all()
     np.testing.assert_allclose(got[0], 10 ** -1.2, rtol=1e-6)
     assert any("4 pixel(s) computed as +-inf" in w for w in feedback.warnings), \
         feedback.warnings
-    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not numpy_warnings
 
 
 @pytest.mark.parametrize("alg", ["s1s2:rvi4s1", "s1s2:ndvi"])
