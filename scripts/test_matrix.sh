@@ -189,7 +189,10 @@ run_host() {
 run_root() {
     local suite=$1 root="$MATRIX_DIR/$1" log="$LOGS/$1.log" status=PASS start
     if [ ! -d "$root" ]; then
-        if ! build_root "$suite" "$root"; then
+        start=$(date +%s)
+        if build_root "$suite" "$root"; then
+            echo "   built in $(( $(date +%s) - start )) s"
+        else
             loud "MATRIX: could not build the Debian $suite root (network or mirror?): $suite SKIPPED, see $LOGS/$suite-debootstrap.log"
             SUMMARY+=("$(printf '%-7s %-60s %s' SKIPPED "Debian $suite" "root could not be built")")
             SKIPPED=1
@@ -200,6 +203,7 @@ run_root() {
     copy_checkout "$root"
     if ! mount_root "$root"; then
         loud "MATRIX: cannot mount /proc, /sys, /dev in $root: $suite SKIPPED"
+        SUMMARY+=("$(printf '%-7s %-60s %s' SKIPPED "Debian $suite" "cannot mount into the root")")
         SKIPPED=1; unmount_all; return
     fi
     echo "== Debian $suite root: make test (setup.sh installs what is missing; log $log)"
