@@ -201,11 +201,13 @@ def main():
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--tiles", type=int, default=4)
     parser.add_argument("--tile-size", type=int, default=5490)
-    parser.add_argument("--workers", default="0,1,2", help="engines: 0 = local, N = N workers")
+    parser.add_argument("--workers", default="0,1,2",
+                        help="engines: 0 = local, N = N workers; '' only makes the inputs")
     parser.add_argument("--only", choices=("stack", "fusion"))
     parser.add_argument("--keep", help="keep (and reuse) the inputs in this folder")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()}")
+    engines = [int(v) for v in args.workers.split(",") if v.strip()]  # '' = inputs only
     rows = []
     with work_folder(args.keep, "s1s2_dask_") as folder:
         if args.only in (None, "stack"):
@@ -220,7 +222,7 @@ def main():
             outputs = {"median": os.path.join(folder, "median.tif"),
                        "std": os.path.join(folder, "std.tif")}
             job = STACK_JOB.format(paths=paths, outputs=outputs)
-            for n in (int(v) for v in args.workers.split(",")):
+            for n in engines:
                 rows.append(run_job("stack statistics", job, list(outputs.values()), folder, n))
                 print(rows[-1]["engine"], f"{rows[-1]['wall']:.1f} s", flush=True)
         if args.only in (None, "fusion"):
@@ -240,10 +242,11 @@ def main():
                      os.path.join(folder, f"source{i}.tif")) for i, inputs in enumerate(tiles)]
             job = FUSION_JOB.format(tiles=work)
             outputs = [p for _, out, src in work for p in (out, src)]
-            for n in (int(v) for v in args.workers.split(",")):
+            for n in engines:
                 rows.append(run_job("fusion", job, outputs, folder, n))
                 print(rows[-1]["engine"], f"{rows[-1]['wall']:.1f} s", flush=True)
-    report(rows)
+    if rows:
+        report(rows)
     print(f"load average at end: {os.getloadavg()}")
 
 

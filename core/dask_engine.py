@@ -91,8 +91,8 @@ class DaskEngine:
 
     def workers(self) -> Tuple[int, int]:
         """(workers, threads) currently connected to the scheduler."""
-        info = self.client.scheduler_info()["workers"]
-        return len(info), sum(w.get("nthreads", 1) for w in info.values())
+        threads = self.client.nthreads()  # every worker (scheduler_info() lists only a few)
+        return len(threads), sum(threads.values())
 
     def describe(self) -> str:
         workers, threads = self.workers()
