@@ -30,6 +30,7 @@ sums of small per-block results):
    Without valid features (S1 NoData) the clear-pixel mean plus kriging of the
    neighbours' NDVI anomalies fills; with neither, NoData.
 """
+import ctypes
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
@@ -213,6 +214,29 @@ def raster_coords(window: Window, region: Tuple[slice, slice]):
     return rows, cols
 
 
+def _libc_malloc_trim():
+    """glibc's ``malloc_trim`` or None (other platforms)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_memory() -> None:
+    """Hand the block's freed temporaries back to the system (glibc only).
+
+    The block functions allocate many arrays of a few MB from two worker threads; glibc
+    keeps such freed memory in per-thread arenas, and on a full tile the process held
+    1.4 GB for about 0.3 GB in use. Trimming after each block keeps the peak near the
+    memory budget.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index]`` that also works on an empty ``values`` (a block without kriging data:
     every index is a placeholder 0 of an absent neighbour; zeros are returned)."""
@@ -266,6 +290,12 @@ class FitBlock:
     scene: Scene
 
     def __call__(self, *arrays, window: Window) -> FitPart:
+        try:
+            return self.run(*arrays, window=window)
+        finally:
+            release_memory()
+
+    def run(self, *arrays, window: Window) -> FitPart:
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
         ndvi, clear, cloud, scl_valid = self.scene.optical(red, nir, scl)
         rows, cols = window.core
@@ -422,6 +452,12 @@ class VariogramBlock:
     radius: int = kriging.SEARCH_RADIUS
 
     def __call__(self, *arrays, window: Window):
+        try:
+            return self.run(*arrays, window=window)
+        finally:
+            release_memory()
+
+    def run(self, *arrays, window: Window):
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
         ndvi, clear, _, _ = self.scene.optical(red, nir, scl)
         region = inner(window, self.scene.feature_margin)
@@ -531,6 +567,12 @@ class FillBlock:
     radius: int = kriging.SEARCH_RADIUS
 
     def __call__(self, *arrays, window: Window):
+        try:
+            return self.run(*arrays, window=window)
+        finally:
+            release_memory()
+
+    def run(self, *arrays, window: Window):
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
         ndvi, clear, _, _ = self.scene.optical(red, nir, scl)
         rows, cols = window.core
