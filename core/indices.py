@@ -25,6 +25,7 @@ from .raster import (
     check_distinct,
     common_grid,
     open_band,
+    require_band_source,
     sample_values,
     warped_to_grid,
 )
@@ -48,9 +49,15 @@ DEFAULT_MAX_ANGLE = 45.54
 DEFAULT_QUANTIFICATION = 10000.0
 
 
-def _float32(a) -> np.ndarray:
-    """``a`` as a float32 array (a copy, so in-place work never touches the caller's data)."""
-    return np.array(a, dtype=np.float32, copy=True)
+def _float32(a, name: str = "input", copy: bool = True) -> np.ndarray:
+    """``a`` as a float32 array (a copy unless ``copy=False``, so in-place work never touches
+    the caller's data); None or anything but numbers is an S1S2Error naming ``name``."""
+    if a is None:
+        raise S1S2Error(f"{name}: expected an array of numbers, got None.")
+    try:
+        return np.array(a, dtype=np.float32, copy=copy)
+    except (TypeError, ValueError) as exc:
+        raise S1S2Error(f"{name}: expected an array of numbers ({exc}).") from None
 
 
 def _check_quantification(quantification: float) -> None:
@@ -194,20 +201,20 @@ def ndvi(red_dn, nir_dn, boa_add_offset: float = 0.0,
     """
     _check_quantification(quantification)
     check_negative_reflectance(negative_reflectance)
-    red, nir = _float32(red_dn), _float32(nir_dn)
+    red, nir = _float32(red_dn, "RED"), _float32(nir_dn, "NIR")
     if red.shape != nir.shape:
         raise S1S2Error(f"RED and NIR blocks differ in shape: {red.shape} vs {nir.shape}.")
     return _ndvi_inplace(red, nir, boa_add_offset, negative=negative_reflectance, counts=counts)
 
 
 # -- radar --------------------------------------------------------------------------------
-def _linear(values, input_units: str) -> np.ndarray:
+def _linear(values, input_units: str, name: str = "input") -> np.ndarray:
     """float32 linear power from linear or dB input; negative linear power -> NaN."""
     if input_units == DB:
-        return from_db(np.asarray(values, dtype=np.float32)).astype(np.float32, copy=False)
+        return from_db(_float32(values, name, copy=False)).astype(np.float32, copy=False)
     if input_units != LINEAR:
         raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
-    out = _float32(values)
+    out = _float32(values, name)
     out[out < 0] = np.nan
     return out
 
@@ -219,7 +226,7 @@ def rvi4s1(vv, vh, input_units: str = LINEAR) -> np.ndarray:
     q = 1, above 1 when VH > VV (maximum 1.125 at q = 3): kept, not clipped.
     VV == 0 (q undefined) and negative linear power -> NaN.
     """
-    vv, q = _linear(vv, input_units), _linear(vh, input_units)
+    vv, q = _linear(vv, input_units, "VV"), _linear(vh, input_units, "VH")
     vv[vv == 0] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         q /= vv
@@ -244,7 +251,7 @@ def vv_vh_ratio(vv, vh, mode: str = RATIO_DB, input_units: str = LINEAR) -> np.n
         raise S1S2Error(f"Unknown ratio mode {mode!r}: use one of {', '.join(RATIO_MODES)}.")
     if mode == RATIO_OF_DB:
         if input_units == DB:
-            vv_db, vh_db = _float32(vv), _float32(vh)
+            vv_db, vh_db = _float32(vv, "VV"), _float32(vh, "VH")
         else:
             vv_db = to_db(_linear(vv, LINEAR)).astype(np.float32, copy=False)
             vh_db = to_db(_linear(vh, LINEAR)).astype(np.float32, copy=False)
@@ -255,8 +262,8 @@ def vv_vh_ratio(vv, vh, mode: str = RATIO_DB, input_units: str = LINEAR) -> np.n
             vv_db[~((vv_db > low) & (vv_db < high))] = np.nan
         return vv_db
     if mode == RATIO_DB and input_units == DB:
-        out = _float32(vv)
-        out -= _float32(vh)
+        out = _float32(vv, "VV")
+        out -= _float32(vh, "VH")
         return out
     num, den = _linear(vv, input_units), _linear(vh, input_units)
     den[den == 0] = np.nan
@@ -374,6 +381,10 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
     ``log(message)``, and to ``warn(message)`` when above 1 % of the valid pixels.
     """
     _check_quantification(quantification)
+    require_band_source(red, "RED")
+    require_band_source(nir, "NIR")
+    if scl is not None:
+        require_band_source(scl, "SCL")
     counts = ReflectanceCounts(negative_reflectance)
     if cloud_buffer_m < 0 or not math.isfinite(cloud_buffer_m):
         raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {cloud_buffer_m!r}.")
@@ -443,7 +454,7 @@ def _check_covers(scl: BandSource, grid: Grid) -> None:
 def rvi4s1_file(vv: BandSource, vh: BandSource, output_path: str, input_units: str = LINEAR,
                 progress=None, cancel=None, **stream_options) -> str:
     """RVI4S1 of a VV and a VH band, file to file (float32 GeoTIFF)."""
-    check_distinct(vv, vh)
+    check_distinct(require_band_source(vv, "VV"), require_band_source(vh, "VH"))
     if input_units not in INPUT_UNITS:
         raise S1S2Error(f"Unknown input units {input_units!r}: use {LINEAR!r} or {DB!r}.")
     if input_units == LINEAR:
@@ -462,7 +473,9 @@ def vv_vh_ratio_file(vv: BandSource, vh: BandSource, output_path: str, mode: str
                      min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
                      progress=None, cancel=None, **stream_options) -> str:
     """VV/VH ratio (``mode``), optionally kept only where min_angle < angle < max_angle."""
-    check_distinct(vv, vh)
+    check_distinct(require_band_source(vv, "VV"), require_band_source(vh, "VH"))
+    if angle is not None:
+        require_band_source(angle, "ANGLE")
     if mode not in RATIO_MODES:
         raise S1S2Error(f"Unknown ratio mode {mode!r}: use one of {', '.join(RATIO_MODES)}.")
     if input_units not in INPUT_UNITS:
@@ -497,6 +510,8 @@ def angle_mask_file(source: BandSource, angle: BandSource, output_path: str,
                     min_angle: float = DEFAULT_MIN_ANGLE, max_angle: float = DEFAULT_MAX_ANGLE,
                     progress=None, cancel=None, **stream_options) -> str:
     """One band of ``source`` where min_angle < angle < max_angle (degrees), NoData elsewhere."""
+    require_band_source(source, "INPUT")
+    require_band_source(angle, "ANGLE")
     if not min_angle < max_angle:
         raise S1S2Error(f"MIN_ANGLE ({min_angle}) must be smaller than MAX_ANGLE ({max_angle}).")
     dataset, band = open_band(source)

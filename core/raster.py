@@ -202,3 +202,11 @@ def sample_values(source: BandSource, size: int = 256) -> np.ndarray:
     for value in nodata_values(source, band):
         valid &= data != value
     return data[valid]
+
+
+def require_band_source(value, name: str) -> BandSource:
+    """``value`` if it is a BandSource, else an S1S2Error naming the parameter (the core's
+    file functions take BandSource(path, band), not paths or None)."""
+    if not isinstance(value, BandSource):
+        raise S1S2Error(f"{name}: expected a BandSource (path and band), got {value!r}.")
+    return value

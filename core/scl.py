@@ -99,6 +99,9 @@ def buffer_pixels(buffer_m: float, grid: Grid) -> int:
     """
     if buffer_m is None or buffer_m == 0:
         return 0
+    if isinstance(buffer_m, bool) or not isinstance(buffer_m, (int, float, np.integer,
+                                                               np.floating)):
+        raise S1S2Error(f"CLOUD_BUFFER must be a number of metres, got {buffer_m!r}.")
     if buffer_m < 0 or not math.isfinite(buffer_m):
         raise S1S2Error(f"CLOUD_BUFFER must be >= 0 metres, got {buffer_m!r}.")
     pixels = int(math.floor(buffer_m / pixel_size_m(grid) + 0.5))

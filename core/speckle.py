@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import S1S2Error
-from .raster import BandSource, Grid, common_grid
+from .raster import BandSource, Grid, common_grid, require_band_source
 from .streaming import stream
 from .units import from_db, to_db
 from .writer import OutputRaster
@@ -569,6 +569,7 @@ def _in_linear(func, units):
 
 def _filter_file(func, halo, source: BandSource, output_path, units, algorithm, band_name,
                  parameters, scratch, progress, cancel, **stream_options):
+    require_band_source(source, "INPUT")
     units = _check_units(units)
     output = OutputRaster(
         output_path, bands=[band_name], units="dB" if units == DB else "linear power",

@@ -7,7 +7,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import S1S2Error
-from .raster import BandSource, nodata_values, open_band
+from .raster import BandSource, nodata_values, open_band, require_band_source
 from .streaming import stream
 from .writer import OutputRaster
 
@@ -86,6 +86,7 @@ def require_linear(source: BandSource, what_to_do: str) -> None:
 def convert_db_file(source: BandSource, output_path: str, direction: str = LINEAR_TO_DB,
                     progress=None, cancel=None, **stream_options) -> str:
     """Convert one band between linear power and dB, file to file (float32 GeoTIFF)."""
+    require_band_source(source, "INPUT")
     if direction == LINEAR_TO_DB:
         require_linear(source, "it is converted already (DIRECTION: dB to linear power "
                                "converts it back)")

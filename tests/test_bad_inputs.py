@@ -1151,3 +1151,19 @@ def test_full_disk_while_writing(s1s2_provider, tmp_path, small_disk, monkeypatc
     assert os.listdir(disk) == [] and leftovers(str(tmp_path)) == []
     if small_disk is not None:  # the space is given back
         assert writer.free_bytes(params["OUTPUT_MIN"]) > 400 * 2 ** 10
+
+
+def test_full_disk_through_qgis_process(qgis_process, tmp_path, small_disk):
+    """The user's view: the message, no traceback, nothing on the full device (a real small
+    tmpfs only: a simulated failure cannot reach the qgis_process child)."""
+    if small_disk is None:
+        pytest.skip("mounting a tmpfs needs root")
+    source = write(str(tmp_path / "big.tif"),
+                   _rng(30).uniform(0.01, 0.3, (600, 600)).astype(np.float32))
+    out = os.path.join(small_disk, "db.tif")
+    result = qgis_process.run("s1s2:dbconvert", check=False, INPUT=source, DIRECTION=0,
+                              OUTPUT=out)
+    text = result["stdout"] + result["stderr"]
+    assert result["returncode"] != 0
+    assert f"No space left on the device of OUTPUT '{out}'" in text, text[-2000:]
+    assert "Traceback" not in text and os.listdir(small_disk) == []

@@ -173,3 +173,24 @@ def test_empty_cloud_classes_masks_nothing_and_says_so(s1s2_provider, tmp_path):
     processing.run("s1s2:ndvi", dict(params, CLOUD_CLASSES=""), feedback=feedback)
     np.testing.assert_allclose(read(params["OUTPUT"]), 700 / 2300, rtol=1e-6)
     assert any("CLOUD_CLASSES is empty" in w for w in feedback.warnings), feedback.warnings
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda out: indices.ndvi_file(None, None, out), "RED"),
+    (lambda out: indices.ndvi_file("b04.tif", "b08.tif", out), "RED"),
+    (lambda out: indices.rvi4s1_file(None, None, out), "VV"),
+    (lambda out: indices.angle_mask_file(None, None, out), "INPUT"),
+    (lambda out: __import__("s1s2_toolkit.core.units", fromlist=["x"]).convert_db_file(
+        None, out), "INPUT"),
+    (lambda out: __import__("s1s2_toolkit.core.speckle", fromlist=["x"]).lee_file(None, out),
+     "INPUT"),
+    (lambda out: indices.ndvi(None, None), "RED"),
+    (lambda out: indices.rvi4s1(None, [1.0]), "VV"),
+    (lambda out: indices.vv_vh_ratio([1.0], "x", "db", "db"), "VH"),
+    (lambda out: scl.buffer_pixels("10", Grid("", (0, 10, 0, 0, 0, -10), 5, 5)),
+     "CLOUD_BUFFER")],
+    ids=["ndvi_file-None", "ndvi_file-str", "rvi4s1_file", "angle_mask_file", "convert_db_file",
+         "lee_file", "ndvi", "rvi4s1", "vv_vh_ratio", "buffer_pixels"])
+def test_core_api_misuse_is_an_s1s2_error_naming_the_parameter(tmp_path, call, name):
+    with pytest.raises(S1S2Error, match=name):
+        call(str(tmp_path / "out.tif"))
