@@ -194,3 +194,16 @@ def test_empty_cloud_classes_masks_nothing_and_says_so(s1s2_provider, tmp_path):
 def test_core_api_misuse_is_an_s1s2_error_naming_the_parameter(tmp_path, call, name):
     with pytest.raises(S1S2Error, match=name):
         call(str(tmp_path / "out.tif"))
+
+
+def test_empty_cloud_classes_through_qgis_process(qgis_process, tmp_path):
+    """qgis_process used to stop with QGIS's generic 'Incorrect parameter value'."""
+    from testkit import read
+
+    result = qgis_process.run(
+        "s1s2:ndvi", check=False, RED=_dn(str(tmp_path), "red.tif", 800),
+        NIR=_dn(str(tmp_path), "nir.tif"), CLOUD_CLASSES="", BOA_ADD_OFFSET=0,
+        SCL=write(str(tmp_path / "scl.tif"), np.full(SHAPE, 9, np.uint8)),
+        OUTPUT=str(tmp_path / "ndvi.tif"))
+    assert result["returncode"] == 0, str(result)[-2000:]
+    np.testing.assert_allclose(read(str(tmp_path / "ndvi.tif")), 700 / 2300, rtol=1e-6)
