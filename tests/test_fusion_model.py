@@ -50,6 +50,17 @@ def interface(model):
     return inputs, outputs
 
 
+def comparable(model):
+    """A model's saved form without what the QGIS release decides: the file format version
+    and the destination parameters made from the outputs (3.22 and 3.40 name them apart)."""
+    variant = dict(model.toVariant())
+    variant.pop("internal_version", None)
+    variant["parameterDefinitions"] = {
+        name: definition for name, definition in variant["parameterDefinitions"].items()
+        if ":" not in name}
+    return variant
+
+
 def test_model_loads_and_equals_what_the_builder_script_makes(s1s2_provider, tmp_path):
     from qgis.core import QgsProcessingModelAlgorithm
 
@@ -75,7 +86,7 @@ def test_model_loads_and_equals_what_the_builder_script_makes(s1s2_provider, tmp
     assert rebuilt.fromFile(rebuilt_path)
     assert chain(rebuilt) == children
     assert interface(rebuilt) == interface(model)
-    assert rebuilt.toVariant() == model.toVariant(), \
+    assert comparable(rebuilt) == comparable(model), \
         "models/s1s2_fusion_chain.model3 is stale: run scripts/build_fusion_model.py"
 
 
