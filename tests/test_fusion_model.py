@@ -52,12 +52,15 @@ def interface(model):
 
 def comparable(model):
     """A model's saved form without what the QGIS release decides: the file format version
-    and the destination parameters made from the outputs (3.22 and 3.40 name them apart)."""
+    (3.40 writes Version2) and the destination parameters made from the outputs (3.22 names them
+    "fusendvi:FUSED_NDVI", 3.40 after the output's description, without a colon: found by
+    isDestination(), not by name; the outputs themselves are in the children)."""
     variant = dict(model.toVariant())
     variant.pop("internal_version", None)
+    destinations = {p.name() for p in model.parameterDefinitions() if p.isDestination()}
     variant["parameterDefinitions"] = {
-        name: definition for name, definition in variant["parameterDefinitions"].items()
-        if ":" not in name}
+        name: value for name, value in variant["parameterDefinitions"].items()
+        if name not in destinations}
     return variant
 
 
