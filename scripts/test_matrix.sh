@@ -179,8 +179,10 @@ run_host() {
         cp "$S1S2_MATRIX_HOST_LOG" "$log"
         grep -qE '^=+ .* passed' "$log" && ! grep -qE '^=+ .*(failed|error)' "$log" || status=FAIL
     else
-        echo "== QGIS on the host: make test"
+        echo "== QGIS on the host: make test (log $log)"
+        local start=$(date +%s)
         make -C "$PROJECT" test > "$log" 2>&1 || status=FAIL
+        echo "   $(( $(date +%s) - start )) s"
     fi
     [ "$status" = PASS ] || FAILED=1
     report "$label" "$log" "$status"
