@@ -55,7 +55,8 @@ def _float32(a, name: str = "input", copy: bool = True) -> np.ndarray:
     if a is None:
         raise S1S2Error(f"{name}: expected an array of numbers, got None.")
     try:
-        return np.array(a, dtype=np.float32, copy=copy)
+        # np.asarray copies only when it must; np.array(copy=False) refuses to on numpy 2
+        return np.array(a, dtype=np.float32) if copy else np.asarray(a, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise S1S2Error(f"{name}: expected an array of numbers ({exc}).") from None
 

@@ -9,8 +9,9 @@
 # `make test`, i.e. the project's own scripts/setup.sh and requirements-dev.txt install QGIS and the
 # test tools: a new requirement needs no change here.
 #
-# One summary line per QGIS version. Test failures fail the matrix. When roots cannot be built here
-# (not root, no debootstrap, no network) the matrix says so loudly and skips them (exit 0), unless
+# One summary line per QGIS version. Test failures, and a `make setup` that fails for another
+# reason than the network, fail the matrix. When roots cannot be built or provisioned here (not
+# root, no debootstrap, no network) the matrix says so loudly and skips them (exit 0), unless
 # S1S2_MATRIX_REQUIRED=1. S1S2_MATRIX_SUITES="trixie sid" chooses the roots; S1S2_MATRIX_HOST_LOG
 # names the log of a `make test` just run on the host (.ci/run) instead of running it again;
 # S1S2_MATRIX_HOST=0 leaves the host out; S1S2_MATRIX_MIRROR overrides the Debian mirror and
@@ -29,6 +30,9 @@ SUMMARY=()
 FAILED=0
 SKIPPED=0
 MOUNTED=()
+
+# apt/pip messages of a download that failed for want of network (not of a missing package).
+NETWORK_ERRORS='Temporary failure resolving|Could not resolve|Temporary failure in name resolution|Network is unreachable|Connection (timed out|refused)|NewConnectionError|Max retries exceeded|ReadTimeoutError|Unable to fetch some archives'
 
 loud() { printf '\n!!!!! %s\n\n' "$*" >&2; }
 
@@ -208,17 +212,26 @@ run_root() {
         SUMMARY+=("$(printf '%-7s %-60s %s' SKIPPED "Debian $suite" "cannot mount into the root")")
         SKIPPED=1; unmount_all; return
     fi
-    echo "== Debian $suite root: make test (setup.sh installs what is missing; log $log)"
+    echo "== Debian $suite root: make setup, make test (log $log)"
     start=$(date +%s)
-    in_root "$root" bash -c "cd $IN_ROOT && make test" > "$log" 2>&1 || status=FAIL
+    if ! in_root "$root" bash -c "cd $IN_ROOT && make setup" > "$log" 2>&1; then
+        unmount_all
+        tail -20 "$log" >&2
+        if grep -qiE "$NETWORK_ERRORS" "$log"; then
+            loud "MATRIX: the Debian $suite root could not download its packages (network): $suite SKIPPED"
+            SUMMARY+=("$(printf '%-7s %-60s %s' SKIPPED "Debian $suite" "setup could not download (network): see $log")")
+            SKIPPED=1
+        else  # e.g. a requirement without a wheel that does not build: the project's fault
+            SUMMARY+=("$(printf '%-7s %-60s %s' FAIL "Debian $suite" "make setup failed: see $log")")
+            FAILED=1
+        fi
+        return
+    fi
+    in_root "$root" bash -c "cd $IN_ROOT && make test" >> "$log" 2>&1 || status=FAIL
     echo "   $(( $(date +%s) - start )) s"
     local label
     label="$(versions_line "$root") [Debian $suite]"
     unmount_all
-    if [ "$status" = FAIL ] && ! grep -qE '^=+ .* in [0-9.]+s' "$log"; then
-        # setup failed before pytest ran (apt or pip): a real failure, the log says why.
-        tail -20 "$log" >&2
-    fi
     [ "$status" = PASS ] || FAILED=1
     report "$label" "$log" "$status"
 }

@@ -1,6 +1,6 @@
 """Code stays loadable on QGIS 3.22 through 4.x (Qt6): a scan of the plugin, scripts, tests and
-benchmarks for enum spellings that only some releases accept (QGIS and Qt enums), exec_() and
-PyQt5 imports, plus the metadata that lets the plugin installer offer the plugin on QGIS 4.
+benchmarks for enum spellings that only some releases accept (QGIS and Qt enums), exec_(),
+PyQt5 imports and numpy 1-only np.array(copy=False), plus the metadata that lets the plugin installer offer the plugin on QGIS 4.
 No QGIS needed."""
 import ast
 import configparser
@@ -46,11 +46,24 @@ def unscoped_enums(source, filename="<snippet>"):
                 found.append((node.lineno, spelling))
             elif node.attr in FORBIDDEN_CALLS:
                 found.append((node.lineno, spelling))
+        elif isinstance(node, ast.Call) and numpy_array_copy_false(node):
+            found.append((node.lineno, "np.array(copy=False)"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
                 [alias.name for alias in node.names]
             found += [(node.lineno, name) for name in names if name.split(".")[0] == "PyQt5"]
     return sorted(found)
+
+
+def numpy_array_copy_false(call):
+    """np.array(..., copy=False) or copy=<a variable>: False means 'never copy' on numpy 2, an
+    error where a copy is needed (use np.asarray)."""
+    func = call.func
+    return (isinstance(func, ast.Attribute) and func.attr == "array"
+            and isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy")
+            and any(k.arg == "copy" and not (isinstance(k.value, ast.Constant)
+                                             and k.value.value is True)
+                    for k in call.keywords))
 
 
 def python_files():
@@ -80,6 +93,11 @@ def python_files():
     ("text = QCoreApplication.translate('S1S2', 'x')", []),
     ("from PyQt5.QtCore import QVariant", [(1, "PyQt5.QtCore")]),
     ("import PyQt5", [(1, "PyQt5")]),
+    ("b = np.array(a, dtype=np.float32, copy=False)", [(1, "np.array(copy=False)")]),
+    ("b = np.array(a, dtype=np.float32, copy=copy)", [(1, "np.array(copy=False)")]),
+    ("b = np.array(a, dtype=np.float32, copy=True)", []),
+    ("b = np.asarray(a, dtype=np.float32)", []),
+    ("b = a.astype(np.float32, copy=False)", []),
     # the spellings that work from 3.22 to 4.x pass
     ("t = QgsProcessingParameterNumber.Type.Double", []),
     ("t = QgsProcessing.SourceType.TypeRaster", []),
