@@ -237,6 +237,16 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+class _Block:
+    """A pass's block function: ``run`` on one block, then its freed temporaries go back."""
+
+    def __call__(self, *arrays, window: Window):
+        try:
+            return self.run(*arrays, window=window)
+        finally:
+            release_memory()
+
+
 def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index]`` that also works on an empty ``values`` (a block without kriging data:
     every index is a placeholder 0 of an absent neighbour; zeros are returned)."""
@@ -284,16 +294,10 @@ class FitPart:
 
 
 @dataclass
-class FitBlock:
+class FitBlock(_Block):
     """Pass 1 block function: normal equations and cloud statistics of the core."""
 
     scene: Scene
-
-    def __call__(self, *arrays, window: Window) -> FitPart:
-        try:
-            return self.run(*arrays, window=window)
-        finally:
-            release_memory()
 
     def run(self, *arrays, window: Window) -> FitPart:
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
@@ -442,7 +446,7 @@ class Sample:
 
 
 @dataclass
-class VariogramBlock:
+class VariogramBlock(_Block):
     """Pass 2 block function: residual pair sums and the hold-out sample of the core."""
 
     scene: Scene
@@ -450,12 +454,6 @@ class VariogramBlock:
     stride: int
     k: int = kriging.NEIGHBOURS
     radius: int = kriging.SEARCH_RADIUS
-
-    def __call__(self, *arrays, window: Window):
-        try:
-            return self.run(*arrays, window=window)
-        finally:
-            release_memory()
 
     def run(self, *arrays, window: Window):
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
@@ -555,7 +553,7 @@ def evaluate_holdout(sample: Sample, fit: Fit, model: Exponential) -> Holdout:
 
 # --- pass 3: fill -------------------------------------------------------------------------------
 @dataclass
-class FillBlock:
+class FillBlock(_Block):
     """Pass 3 block function: fused NDVI, source and standard error of the core."""
 
     scene: Scene
@@ -565,12 +563,6 @@ class FillBlock:
     with_uncertainty: bool
     k: int = kriging.NEIGHBOURS
     radius: int = kriging.SEARCH_RADIUS
-
-    def __call__(self, *arrays, window: Window):
-        try:
-            return self.run(*arrays, window=window)
-        finally:
-            release_memory()
 
     def run(self, *arrays, window: Window):
         red, nir, scl, vv, vh, reference = self.scene.unpack(arrays)
