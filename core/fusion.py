@@ -1,17 +1,23 @@
 """Cloud-masked S1/S2 NDVI fusion that reports how good its fill is.
 
 S2 NDVI where the S2 pixel is clear (SCL not in ``cloud_classes``, buffer
-included) and valid; elsewhere an NDVI predicted from Sentinel-1, flagged in
-a source band (1 = S2, 2 = S1, 0 = neither).
+included) and valid; elsewhere a predicted NDVI, flagged in a source band
+(1 = S2, 2 = filled, 0 = neither).
 
-Predictors (S1 in dB, ``dB = 10*log10(linear)``):
+Models:
+
+* ``kriging`` (default): regression kriging, multi-scale S1 box statistics
+  and/or REFERENCE_NDVI + simple kriging of the residuals of the nearest clear
+  pixels, with an uncertainty band. Science in ``fusion_rk`` (features in
+  ``fusion_features``, ``kriging``, ``variogram``); its passes in
+  ``fusion_passes``. The linear v1 models below live in this module.
+
+Predictors of the linear models (S1 in dB, ``dB = 10*log10(linear)``):
 ``VH_dB``, ``VV_dB``, ``NRPB = (VH_dB - VV_dB) / (VH_dB + VV_dB)``
 (Filgueiras et al. 2019, eq. 4) and optionally an earlier cloud-free
 ``REFERENCE_NDVI`` of the same place.
 
-Models:
-
-* ``local`` (default): ordinary least squares of S2 NDVI on the predictors
+* ``local`` (the v1 default): ordinary least squares of S2 NDVI on the predictors
   over the scene's own clear pixels (S2 NDVI, S1 and, when given, the
   reference all valid). The normal equations ``X^T X``, ``X^T y`` are
   accumulated block by block (first streaming pass); the fill is written in a
