@@ -187,6 +187,9 @@ class DaskEngine:
         except distributed.KilledWorker as exc:
             raise S1S2Error(f"A block task killed its Dask worker(s) repeatedly ({exc}); "
                             "nothing was written. Check the workers' memory and logs.") from None
+        except S1S2Error as exc:  # raised by the block on a worker: say where it ran
+            raise S1S2Error(f"{exc} (on a Dask worker of {self.address}: the inputs must be "
+                            "readable there under the same path)") from None
 
     def _lost(self) -> S1S2Error:
         return S1S2Error(f"Lost the connection to the Dask scheduler at {self.address} during "

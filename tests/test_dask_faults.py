@@ -157,3 +157,17 @@ except S1S2Error as exc:
     assert "pip install" in proc.stdout and "dask" in proc.stdout
     np.testing.assert_array_equal(read(str(tmp_path / "ok.tif")),
                                   np.sqrt(read(raster)).astype(np.float32))
+
+
+def test_damaged_input_on_a_worker_is_a_clear_error_and_keeps_the_previous_output(
+        tmp_path, dask_cluster):
+    from test_bad_inputs import damaged_raster
+    source = damaged_raster(str(tmp_path / "damaged.tif"))
+    out = str(tmp_path / "out.tif")
+    with open(out, "wb") as handle:
+        handle.write(b"earlier")
+    with pytest.raises(S1S2Error, match="damaged.*on a Dask worker"):
+        run(source, out, dask_cluster.address, delay=0)
+    with open(out, "rb") as handle:
+        assert handle.read() == b"earlier"
+    assert [f for f in os.listdir(tmp_path) if ".part" in f] == []
