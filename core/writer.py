@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal
 
+from .bandstats import RunningStatistics
 from .errors import S1S2Error
 from .raster import Grid
 
@@ -151,11 +152,16 @@ class AtomicGeoTiff:
     it. A pre-existing file at ``spec.path`` is only replaced by ``commit()``,
     so a failed or cancelled run loses nothing. Several outputs of one run are
     committed together by :class:`OutputSet`.
+
+    Blocks given to ``write()`` also feed each band's statistics, stored in the file
+    when the blocks covered the whole raster (:mod:`.bandstats`); a file filled another
+    way (``gdal.Warp`` into ``dataset``) gets none.
     """
 
     def __init__(self, spec: OutputRaster, grid: Grid):
         self.spec = spec
         self.grid = grid
+        self.statistics = [RunningStatistics(spec.nodata) for _ in spec.bands]
         folder = os.path.dirname(os.path.abspath(spec.path))
         base = os.path.basename(spec.path)
         self.tmp_path = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.part.tif")
@@ -209,6 +215,7 @@ class AtomicGeoTiff:
         try:
             for i, plane in enumerate(data, start=1):
                 self.dataset.GetRasterBand(i).WriteArray(plane, xoff, yoff)
+                self._add_statistics(i - 1, plane)
             return
         except RuntimeError as exc:
             error = self.write_error(exc)
@@ -216,9 +223,29 @@ class AtomicGeoTiff:
         # file stays open and keeps the disk full) is not chained to the error.
         raise error
 
+    def _add_statistics(self, index: int, plane: np.ndarray) -> None:
+        if self.statistics[index] is None:
+            return
+        if plane.dtype != self.spec.numpy_dtype:  # GDAL converts (and clamps): not followed
+            self.statistics[index] = None
+            return
+        self.statistics[index].add(plane)
+
+    def _store_statistics(self) -> None:
+        """Band statistics into the file (GDAL metadata, kept in the .tif as it is written),
+        only for bands whose blocks covered every pixel once."""
+        total = self.grid.width * self.grid.height
+        for i, running in enumerate(self.statistics, start=1):
+            if running is not None and running.seen == total:
+                band = self.dataset.GetRasterBand(i)
+                for key, value in running.result().metadata(total).items():
+                    band.SetMetadataItem(key, value)
+
     def finish(self) -> None:
-        """Flush and close the temporary file (the step where a full disk shows)."""
+        """Store the band statistics, flush and close the temporary file (the step where
+        a full disk shows)."""
         try:
+            self._store_statistics()
             self.dataset.FlushCache()
             self.dataset = None
             return

@@ -14,6 +14,7 @@ import pytest
 from osgeo import gdal
 
 from s1s2_toolkit.core import BandSource, Grid, streaming
+from s1s2_toolkit.core.bandstats import Statistics
 from s1s2_toolkit.core.engine import LOCAL, use_engine
 from testkit import BIGEARTHNET, patch_band, write
 
@@ -234,6 +235,7 @@ def raster_facts(path):
     return {"size": (ds.RasterXSize, ds.RasterYSize), "gt": ds.GetGeoTransform(),
             "crs": ds.GetProjection(), "gcps": len(ds.GetGCPs() or []),
             "bands": [(b.GetDescription(), b.GetNoDataValue(), b.DataType) for b in bands],
+            "statistics": [Statistics.from_metadata(b.GetMetadata()) for b in bands],
             "pixels": [b.ReadAsArray() for b in bands]}
 
 
@@ -256,6 +258,9 @@ def assert_same_raster(local, remote):
             continue
         # bit for bit: compare the bytes (NaN payloads included)
         assert plane_a.tobytes() == plane_b.tobytes(), f"{remote} differs from {local}"
+    # the statistics gathered while writing (none in a local gdal.Warp into the file)
+    for stats_a, stats_b in zip(a["statistics"], b["statistics"]):
+        assert stats_a is None or stats_a == stats_b, f"{remote}: statistics differ"
 
 
 def assert_same_numbers(local, remote):
