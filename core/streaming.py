@@ -109,8 +109,12 @@ class BlockReader:
         self.dtype = np.dtype(dtype)
         self._gdal_type = gdal.GDT_Float64 if self.dtype == np.float64 else gdal.GDT_Float32
         self._bands = []
+        # Integer bands cannot hold +-inf: their blocks skip the +-inf check (a whole pass).
+        self.can_be_infinite = []
         for source in self.sources:
             dataset, band = open_band(source)
+            self.can_be_infinite.append(gdal.DataTypeIsComplex(band.DataType) or
+                                        gdal.GetDataTypeName(band.DataType).startswith("Float"))
             flags = band.GetMaskFlags()
             use_mask = not (flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA))
             self._bands.append((dataset, band, nodata_values(source, band), use_mask,
@@ -196,11 +200,16 @@ def check_halo(halo: int, n_arrays: int, itemsize: int, memory_mb: float) -> Non
                         "buffer.")
 
 
-def _infinite_to_nan(arrays: Sequence[np.ndarray], window: Window) -> List[int]:
+def _infinite_to_nan(arrays: Sequence[np.ndarray], window: Window,
+                     can_be_infinite: Optional[Sequence[bool]] = None) -> List[int]:
     """+-inf input pixels become NoData (in place); returns their count per input in the
-    block's core region (each pixel counted once however the blocks overlap)."""
+    block's core region (each pixel counted once however the blocks overlap). Inputs whose
+    ``can_be_infinite`` is False (integer bands) are not looked at."""
     counts = []
-    for array in arrays:
+    for i, array in enumerate(arrays):
+        if can_be_infinite is not None and not can_be_infinite[i]:
+            counts.append(0)
+            continue
         infinite = np.isinf(array)
         if infinite.any():
             counts.append(int(np.count_nonzero(infinite[window.core])))
@@ -349,9 +358,10 @@ def stream(func: Callable, sources: Sequence[BandSource], outputs: Sequence[Outp
     # what the block function needs of the outputs (the specs may hold GDAL objects: GCPs)
     kinds = [(spec.numpy_dtype, spec.nodata) for spec in outputs]
     with_extra = collect is not None  # ``collect`` itself stays here: it updates local state
+    can_be_infinite = list(reader.can_be_infinite)
 
     def call(arrays, window):
-        read_infinite = _infinite_to_nan(arrays, window)
+        read_infinite = _infinite_to_nan(arrays, window, can_be_infinite)
         with np.errstate(all="ignore"):  # NaN/inf arithmetic is handled, not warned about
             result = func(*arrays, window=window) if pass_window else func(*arrays)
         extra = None
@@ -411,9 +421,10 @@ def scan(func: Callable, sources: Sequence[BandSource], halo: int = 0, dtype: st
                                       scratch, threads)
     windows = block_windows(grid.width, grid.height, block_pixels, halo)
     results = []
+    can_be_infinite = list(reader.can_be_infinite)
 
     def call(arrays, window):
-        _infinite_to_nan(arrays, window)  # as in stream(): +-inf is NoData
+        _infinite_to_nan(arrays, window, can_be_infinite)  # as in stream(): +-inf is NoData
         with np.errstate(all="ignore"):  # NaN/inf arithmetic is handled, not warned about
             return func(*arrays, window=window)
 

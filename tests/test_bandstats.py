@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from s1s2_toolkit.core import BandSource, OutputRaster, stream, summary
+from s1s2_toolkit.core import BandSource, OutputRaster, indices, stream, summary
 from s1s2_toolkit.core.bandstats import VALID_PIXELS, RunningStatistics, Statistics
 from s1s2_toolkit.core.collocate import collocate_to_grid
+from s1s2_toolkit.core.errors import S1S2Error
 from s1s2_toolkit.core.raster import Grid
 from testkit import read, write
 
@@ -172,3 +173,24 @@ def test_running_statistics_do_not_depend_on_block_order():
     expected = numpy_statistics(data, np.nan)
     for running in (forward, backward):
         assert_statistics_equal(running.result(), expected)
+
+
+# -- the checks' samples of large inputs read a few whole tiles, not every tile -------------
+def test_sample_of_a_large_tiled_band_reads_a_lattice_of_its_tiles(tmp_path):
+    from s1s2_toolkit.core import raster
+
+    assert raster._block_lattice(1000, 1000, 256, 256, 256) == [
+        (x, y, 256 if x < 768 else 232, 256 if y < 768 else 232)
+        for y in (0, 256, 512, 768) for x in (0, 256, 512, 768)]
+    assert raster._block_lattice(200, 200, 256, 256, 256) is None  # small: decimated read
+    values = np.arange(1024 * 1024, dtype=np.float64).reshape(1024, 1024) % 50000
+    path = write(str(tmp_path / "big.tif"), values.astype(np.uint16), dtype="uint16",
+                 options=("TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128"))
+    sample = raster.sample_values(BandSource(path))
+    corners = np.concatenate([values[:128, :128].ravel(), values[-128:, -128:].ravel()])
+    assert sample.size == 16 * 128 * 128 and np.isin(corners, sample).all()
+    assert indices.s2_band_kind(BandSource(path)) == indices.DN
+    db = write(str(tmp_path / "db.tif"), np.full((1024, 1024), -12.5, np.float32),
+               options=("TILED=YES",))
+    with pytest.raises(S1S2Error, match="negative values"):
+        indices.s2_band_kind(BandSource(db))
