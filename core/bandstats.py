@@ -68,6 +68,13 @@ class RunningStatistics:
         self.low, self.high = np.inf, -np.inf
 
     def add(self, plane: np.ndarray) -> None:
+        """Take in a 2-D block, in strips of about 1 Mpx (cache-sized temporaries)."""
+        plane = plane.reshape(-1, plane.shape[-1]) if plane.ndim else plane.reshape(1, 1)
+        rows = max(1, _CHUNK // max(plane.shape[1], 1))
+        for start in range(0, plane.shape[0], rows):
+            self._add_values(plane[start:start + rows])
+
+    def _add_values(self, plane: np.ndarray) -> None:
         self.seen += plane.size
         good = np.isfinite(plane) if plane.dtype.kind == "f" else None
         if self.nodata is not None:  # float bands: compared as the band's type, as GDAL does
@@ -79,11 +86,9 @@ class RunningStatistics:
         values = plane.ravel() if count == plane.size else plane[good]
         block_sum = float(values.sum(dtype=np.float64))
         block_mean = block_sum / count
-        block_m2 = 0.0
-        for start in range(0, count, _CHUNK):  # float64 copies of 1 Mpx at most
-            centred = values[start:start + _CHUNK].astype(np.float64)
-            centred -= block_mean
-            block_m2 += float(np.dot(centred, centred))
+        centred = values.astype(np.float64)
+        centred -= block_mean
+        block_m2 = float(np.dot(centred, centred))
         if self.valid:
             delta = block_mean - self.total_sum / self.valid
             block_m2 += delta * delta * self.valid * count / (self.valid + count)

@@ -138,15 +138,19 @@ class ReflectanceCounts:
             (warn or log or (lambda _m: None))(warning)
 
 
-def _negative_reflectance(red: np.ndarray, nir: np.ndarray, mode: str, counts=None) -> None:
-    """Apply ``mode`` in place to offset-corrected DN arrays (same sign as reflectance)."""
+def _negative_reflectance(red: np.ndarray, nir: np.ndarray, mode: str, counts=None,
+                          core=None) -> None:
+    """Apply ``mode`` in place to offset-corrected DN arrays (same sign as reflectance);
+    ``counts`` are taken on the ``core`` region (slices; a streamed block's, whose halo
+    other blocks count) or the whole arrays."""
     with np.errstate(invalid="ignore"):
         bad = red <= 0
         bad |= nir <= 0
     if counts is not None:
-        valid = np.isfinite(red)
-        valid &= np.isfinite(nir)
-        counts.add(int(np.count_nonzero(valid)), int(np.count_nonzero(bad)))
+        region = core if core is not None else (Ellipsis,)
+        valid = np.isfinite(red[region])
+        valid &= np.isfinite(nir[region])
+        counts.add(int(np.count_nonzero(valid)), int(np.count_nonzero(bad[region])))
     if mode == NEGATIVE_MASK:
         red[bad] = np.nan
     elif mode == NEGATIVE_CLAMP:
@@ -157,8 +161,9 @@ def _negative_reflectance(red: np.ndarray, nir: np.ndarray, mode: str, counts=No
 
 def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
                   zeros_are_nan: bool = False, negative: str = NEGATIVE_MASK,
-                  counts: Optional[ReflectanceCounts] = None) -> np.ndarray:
-    """NDVI from two float32 DN arrays that may be overwritten (one temporary only).
+                  counts: Optional[ReflectanceCounts] = None, core=None) -> np.ndarray:
+    """NDVI from two float32 DN arrays that may be overwritten (one temporary only);
+    ``counts`` of the ``core`` region (see :func:`_negative_reflectance`).
 
     The quantification value cancels out of the ratio and is not applied; the
     offset does not. DN 0 -> NaN (``zeros_are_nan``: the caller already made
@@ -176,7 +181,7 @@ def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
         nir += off
     if zero is not None:
         red[zero] = np.nan
-    _negative_reflectance(red, nir, negative, counts)
+    _negative_reflectance(red, nir, negative, counts, core)
     total = nir + red            # the one temporary
     nir -= red                   # nir now holds the difference
     zero = total == 0
@@ -412,11 +417,8 @@ def ndvi_file(red: BandSource, nir: BandSource, output_path: str, scl: Optional[
         # The block's own counts (core region: halos overlap) go back to stream(), which adds
         # them up here (any engine).
         found = ReflectanceCounts(negative_reflectance)
-        rows, cols = window.core
-        _negative_reflectance(red_block[rows, cols] + np.float32(offset),
-                              nir_block[rows, cols] + np.float32(offset), NEGATIVE_KEEP, found)
         out = _ndvi_inplace(red_block, nir_block, offset, zeros_are_nan=True,
-                            negative=negative_reflectance)
+                            negative=negative_reflectance, counts=found, core=window.core)
         if scl_block is not None and classes:
             out[scl_mask.cloud_mask(scl_block, classes, buffer_px)] = np.nan
         return out, (found.valid, found.non_positive)
