@@ -138,37 +138,30 @@ class ReflectanceCounts:
             (warn or log or (lambda _m: None))(warning)
 
 
-def _negative_reflectance(red: np.ndarray, nir: np.ndarray, mode: str, counts=None,
-                          core=None) -> None:
-    """Apply ``mode`` in place to offset-corrected DN arrays (same sign as reflectance);
-    ``counts`` are taken on the ``core`` region (slices; a streamed block's, whose halo
-    other blocks count) or the whole arrays."""
+def _non_positive(red: np.ndarray, nir: np.ndarray, mode: str) -> np.ndarray:
+    """Pixels whose offset-corrected DN (same sign as reflectance) is <= 0 in either band;
+    ``mode`` CLAMP sets those DN to 0 in place (MASK is applied by the caller, KEEP nothing)."""
     with np.errstate(invalid="ignore"):
         bad = red <= 0
         bad |= nir <= 0
-    if counts is not None:
-        region = core if core is not None else (Ellipsis,)
-        valid = np.isfinite(red[region])
-        valid &= np.isfinite(nir[region])
-        counts.add(int(np.count_nonzero(valid)), int(np.count_nonzero(bad[region])))
-    if mode == NEGATIVE_MASK:
-        red[bad] = np.nan
-    elif mode == NEGATIVE_CLAMP:
+    if mode == NEGATIVE_CLAMP:
         with np.errstate(invalid="ignore"):
             np.maximum(red, 0, out=red, where=np.isfinite(red))
             np.maximum(nir, 0, out=nir, where=np.isfinite(nir))
+    return bad
 
 
 def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
                   zeros_are_nan: bool = False, negative: str = NEGATIVE_MASK,
                   counts: Optional[ReflectanceCounts] = None, core=None) -> np.ndarray:
-    """NDVI from two float32 DN arrays that may be overwritten (one temporary only);
-    ``counts`` of the ``core`` region (see :func:`_negative_reflectance`).
+    """NDVI from two float32 DN arrays that may be overwritten (one temporary only).
 
     The quantification value cancels out of the ratio and is not applied; the
     offset does not. DN 0 -> NaN (``zeros_are_nan``: the caller already made
     them NaN, as the streaming reader does), NIR + RED == 0 -> NaN, non-finite
     DN -> NaN; reflectance <= 0 handled by ``negative`` (see NEGATIVE_*).
+    ``counts``: valid pixels and those with reflectance <= 0, of the ``core`` region
+    (slices: a streamed block's, whose halo other blocks count) or the whole arrays.
     """
     if zeros_are_nan:
         zero = None
@@ -181,12 +174,19 @@ def _ndvi_inplace(red: np.ndarray, nir: np.ndarray, boa_add_offset: float,
         nir += off
     if zero is not None:
         red[zero] = np.nan
-    _negative_reflectance(red, nir, negative, counts, core)
+    bad = _non_positive(red, nir, negative) if counts is not None or \
+        negative != NEGATIVE_KEEP else None
     total = nir + red            # the one temporary
     nir -= red                   # nir now holds the difference
-    zero = total == 0
-    zero |= ~np.isfinite(total)  # +-inf DN (or inf - inf) is NoData, not an NDVI
-    total[zero] = np.nan         # x / NaN = NaN: masks DN 0 and division by zero at once
+    valid = np.isfinite(total)   # both DN finite (their sum cannot overflow float32)
+    if counts is not None:
+        region = core if core is not None else (Ellipsis,)
+        counts.add(int(np.count_nonzero(valid[region])), int(np.count_nonzero(bad[region])))
+    invalid = np.logical_not(valid, out=valid)  # +-inf DN (or inf - inf) is NoData too
+    invalid |= total == 0
+    if negative == NEGATIVE_MASK:
+        invalid |= bad           # the ratio's denominator NaN: the same NaN as masking a band
+    total[invalid] = np.nan      # x / NaN = NaN: masks DN 0 and division by zero at once
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(nir, total, out=nir)
     return nir
