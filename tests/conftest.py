@@ -63,13 +63,6 @@ def s1s2_provider(qgis_processing):
 def dask_cluster():
     """A real dask scheduler and two single-thread workers on 127.0.0.1 (torn down always)."""
     pytest.importorskip("distributed")
-    from daskcluster import LocalCluster
+    from daskcluster import serve_cluster
 
-    from s1s2_toolkit.core import dask_engine
-
-    cluster = LocalCluster(n_workers=2)
-    try:
-        yield cluster
-    finally:
-        dask_engine.disconnect_all()
-        cluster.close()
+    yield from serve_cluster(n_workers=2)

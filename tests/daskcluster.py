@@ -106,3 +106,16 @@ class LocalCluster:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def serve_cluster(n_workers: int = 2):
+    """Generator for a pytest fixture: a started LocalCluster, closed and forgotten by the
+    toolkit's client cache afterwards, whatever the test did."""
+    from s1s2_toolkit.core import dask_engine
+
+    cluster = LocalCluster(n_workers=n_workers)
+    try:
+        yield cluster
+    finally:
+        dask_engine.disconnect_all()
+        cluster.close()

@@ -17,7 +17,7 @@ from s1s2_toolkit.core.engine import LOCAL, use_engine
 from testkit import read, write
 
 pytest.importorskip("distributed")
-from daskcluster import LocalCluster, free_port  # noqa: E402
+from daskcluster import free_port, serve_cluster  # noqa: E402
 
 from s1s2_toolkit.core import dask_engine  # noqa: E402
 
@@ -62,12 +62,7 @@ def at_percent(percent, action):
 
 @pytest.fixture
 def own_cluster():
-    cluster = LocalCluster(n_workers=2)
-    try:
-        yield cluster
-    finally:
-        dask_engine.disconnect_all()
-        cluster.close()
+    yield from serve_cluster(n_workers=2)
 
 
 def test_worker_killed_mid_run_completes_identically_or_fails_cleanly(raster, tmp_path,
