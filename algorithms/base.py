@@ -26,7 +26,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsSettings,
 )
-from osgeo import gdal
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -289,11 +288,11 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         path = gdal_path(layer.source())
         if band_id is None:
             band, why = 1, "band 1"
-        elif parameters.get(band_id) not in (None, "") and \
-                self.parameterAsInt(parameters, band_id, context):
-            band, why = self.parameterAsInt(parameters, band_id, context), "as chosen"
         else:
-            band, why = self.default_band(layer, path, band_id)
+            chosen = (self.parameterAsInt(parameters, band_id, context)
+                      if parameters.get(band_id) not in (None, "") else 0)
+            band, why = (chosen, "as chosen") if chosen else \
+                self.default_band(layer, path, band_id)
         if band > layer.bandCount():
             raise QgsProcessingException(self.tr(
                 f"{self.label(band_id)}: band {band} requested but '{layer.name()}' has "
@@ -303,7 +302,7 @@ class S1S2Algorithm(QgsProcessingAlgorithm):
         self.note_input(f"{self.label(layer_id)}: band {band}{named} of "
                         f"{os.path.basename(path)} ({why})")
         self.check_complex(path, band, layer_id)
-        warning = role_contradiction(layer_id, path, band)
+        warning = role_contradiction(layer_id, path, band, description)
         if warning:
             self._warnings = getattr(self, "_warnings", []) + [warning]
         return BandSource(path, band, label or layer_id, **options)
@@ -498,16 +497,11 @@ EXPECTED_ROLES = {"RED": {"B4"}, "NIR": {"B8", "B8A"}, "S2_GREEN": {"B3"}, "SCL"
                   "VV": {"VV"}, "VH": {"VH"}, "S1": {"HV"}}
 
 
-def role_contradiction(layer_id, path, band):
+def role_contradiction(layer_id, path, band, description):
     """A warning when the band's description names another band than the role expects
     (RED given a band described 'B8' or 'VH': swapped layers), else None."""
     expected = EXPECTED_ROLES.get(layer_id)
     if not expected:
-        return None
-    try:
-        dataset = gdal.Open(path)  # kept while its band is used
-        description = dataset.GetRasterBand(band).GetDescription() or ""
-    except (RuntimeError, AttributeError):
         return None
     named = {re.sub(r"^B0(?=\d)", "B", name) for name in _BAND_NAME.findall(description.upper())}
     if not named or named & expected:

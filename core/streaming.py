@@ -113,12 +113,13 @@ class BlockReader:
         self.can_be_infinite = []
         for source in self.sources:
             dataset, band = open_band(source)
-            self.can_be_infinite.append(gdal.DataTypeIsComplex(band.DataType) or
-                                        gdal.GetDataTypeName(band.DataType).startswith("Float"))
+            is_complex = bool(gdal.DataTypeIsComplex(band.DataType))
+            self.can_be_infinite.append(
+                is_complex or gdal.GetDataTypeName(band.DataType).startswith("Float"))
             flags = band.GetMaskFlags()
             use_mask = not (flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA))
             self._bands.append((dataset, band, nodata_values(source, band), use_mask,
-                                gdal.DataTypeIsComplex(band.DataType)))
+                                is_complex))
         first = self._bands[0][0] if self._bands else None
         self.width = first.RasterXSize if first else 0
         self.height = first.RasterYSize if first else 0
