@@ -551,31 +551,16 @@ def collocate_to_grid(source: SourceLike, target_grid: Union[Grid, str], output_
         _check_overlap(prepared, grid, _transformer_list(prepared.kind, transformer),
                        sources[0].name, "TARGET")
         if db:
-            # One warped VRT per band: the streaming reader opens each band on its own, and
-            # a multi-band warped VRT would warp every band once per opened band.
-            per_band = [_Prepared([s], True) for s in sources]
-            vrts = []
-            try:
-                for one, name in zip(per_band, names):
-                    vrts.append(_warped_vrt(one, grid, resampling, transformer, memory_mb,
-                                            threads, [name], "linear power"))
-                output = OutputRaster(output_path, bands=names, units="dB", metadata=metadata)
-                return stream(lambda *planes: _stack_db(planes),
-                              [BandSource(vrt, 1, sources[0].name) for vrt in vrts],
-                              [output], grid=grid, memory_mb=memory_mb, threads=threads,
-                              progress=progress, cancel=cancel, scratch=1.0)[0]
-            finally:
-                for vrt in vrts:
-                    gdal.Unlink(vrt)
-                for one in per_band:
-                    one.close()
+            output = OutputRaster(output_path, bands=names, units="dB", metadata=metadata)
+            return _warp_by_blocks(sources, grid, output, resampling, transformer, memory_mb,
+                                   threads, names, True, progress, cancel)
         unit = dataset.GetRasterBand(sources[0].band).GetUnitType() or ""
         output = OutputRaster(output_path, bands=names, units=unit, metadata=metadata)
         if engines.current_engine() is not engines.LOCAL:
             # on a cluster the warp is a block pass: each task reads its window of the warped
             # VRT (the warper runs on the worker); the pixels equal the local warp's
             return _warp_by_blocks(sources, grid, output, resampling, transformer, memory_mb,
-                                   threads, names, unit, progress, cancel)
+                                   threads, names, False, progress, cancel)
         return _warp_to_file(prepared, grid, output, resampling, transformer, memory_mb,
                              threads, progress, cancel)
     finally:
@@ -592,15 +577,22 @@ def _stack(planes):
 
 def _warp_by_blocks(sources: List[BandSource], grid: Grid, output: OutputRaster, resampling: str,
                     transformer: dict, memory_mb: float, threads: int, names: List[str],
-                    unit: str, progress: Progress, cancel: Cancel) -> str:
-    """The warp as a :func:`stream` pass over one warped VRT per band (the engine's blocks)."""
-    per_band = [_Prepared([s], False) for s in sources]
+                    db: bool, progress: Progress, cancel: Cancel) -> str:
+    """The warp as a :func:`stream` pass over one warped VRT per band (the engine's blocks):
+    dB input is warped in linear power and converted back per block (``db``).
+
+    One VRT per band: the streaming reader opens each band on its own, and a multi-band
+    warped VRT would warp every band once per opened band.
+    """
+    per_band = [_Prepared([s], db) for s in sources]
+    vrt_unit = "linear power" if db else output.units
     vrts = []
     try:
         for one, name in zip(per_band, names):
             vrts.append(_warped_vrt(one, grid, resampling, transformer, memory_mb, threads,
-                                    [name], unit))
-        return stream(lambda *planes: _stack(planes),
+                                    [name], vrt_unit))
+        stack = _stack_db if db else _stack
+        return stream(lambda *planes: stack(planes),
                       [BandSource(vrt, 1, sources[0].name) for vrt in vrts], [output],
                       grid=grid, memory_mb=memory_mb, threads=threads, progress=progress,
                       cancel=cancel, scratch=1.0)[0]
